@@ -1,0 +1,470 @@
+package dev.natsio.beam.testing;
+
+import io.nats.client.AuthHandler;
+import io.nats.client.Connection;
+import io.nats.client.JetStreamManagement;
+import io.nats.client.NKey;
+import io.nats.client.Nats;
+import io.nats.client.Options;
+import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.time.Duration;
+import java.util.Comparator;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.rules.ExternalResource;
+
+/**
+ * A real {@code nats-server} process with JetStream, for tests.
+ *
+ * <h3>Lifecycle</h3>
+ *
+ * <p>Use it as a JUnit rule ({@code @Rule} or {@code @ClassRule}) or in try-with-resources after
+ * {@link #start()}. Each server binds to 127.0.0.1 on a port the server picks itself ({@code port:
+ * -1} with {@code --ports_file_dir}), and keeps its JetStream data in a temporary directory of its
+ * own: nats-server 2.9 would otherwise share {@code /tmp/nats/jetstream} between every server on
+ * the machine. {@link #start()} returns once the server accepts connections and JetStream answers.
+ *
+ * <h3>Faults</h3>
+ *
+ * <p>{@link #stop()} shuts the server down gracefully, {@link #kill()} sends SIGKILL to simulate a
+ * crash, and {@link #restart()} starts it again on the same port and store directory, so streams
+ * written before survive. {@link #close()} stops the process and deletes the directory; a JVM
+ * shutdown hook ({@link ManagedProcesses}) stops it if the test never gets that far.
+ *
+ * <h3>Security</h3>
+ *
+ * <p>The builder configures user/password, token or nkey authentication and TLS with certificates
+ * made at test time ({@link TestCertificates}). {@link #clientOptions()} returns jnats options that
+ * satisfy whatever the server requires.
+ */
+public final class NatsTestServer extends ExternalResource implements AutoCloseable {
+  private static final Duration START_TIMEOUT = Duration.ofSeconds(30);
+  private static final Pattern PORT_IN_PORTS_FILE = Pattern.compile("\"nats\"\\s*:\\s*\\[\\s*\"[a-z]+://[^\"]*:(\\d+)\"");
+
+  private final Builder settings;
+  private final Path workDir;
+  private final Path storeDir;
+  private final Path portsDir;
+  private final Path configFile;
+  private final Path logFile;
+  private int port;
+  private Process process;
+
+  private NatsTestServer(Builder settings) {
+    this.settings = settings;
+    try {
+      this.workDir = Files.createTempDirectory("natsio-server-");
+    } catch (IOException e) {
+      throw new UncheckedIOException("Could not create a temporary directory for nats-server", e);
+    }
+    this.storeDir = workDir.resolve("jetstream");
+    this.portsDir = workDir.resolve("ports");
+    this.configFile = workDir.resolve("nats-server.conf");
+    this.logFile = workDir.resolve("nats-server.log");
+    this.port = settings.port;
+  }
+
+  /** A single JetStream server with no authentication. */
+  public static NatsTestServer jetStream() {
+    return builder().build();
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** Starts the server and waits until it accepts connections and JetStream answers. */
+  public synchronized NatsTestServer start() {
+    if (isRunning()) {
+      return this;
+    }
+    try {
+      Files.createDirectories(storeDir);
+      Files.createDirectories(portsDir);
+      try (Stream<Path> old = Files.list(portsDir)) {
+        for (Path file : (Iterable<Path>) old::iterator) {
+          Files.delete(file);
+        }
+      }
+      Files.writeString(configFile, renderConfig(), StandardCharsets.UTF_8);
+      ProcessBuilder builder =
+          new ProcessBuilder(
+                  NatsServerBinary.locate().toString(),
+                  "-c", configFile.toString(),
+                  "--ports_file_dir", portsDir.toString())
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
+      process = builder.start();
+      ManagedProcesses.register(process);
+    } catch (IOException e) {
+      throw new UncheckedIOException("Could not start nats-server; see " + logFile, e);
+    }
+    if (port <= 0) {
+      port = awaitAssignedPort();
+    }
+    awaitReady(settings.jetStream && settings.awaitJetStream);
+    return this;
+  }
+
+  /** Stops the server gracefully; {@link #restart()} brings it back with its data. */
+  public synchronized void stop() {
+    if (process == null) {
+      return;
+    }
+    process.destroy();
+    try {
+      if (!process.waitFor(15, TimeUnit.SECONDS)) {
+        process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      process.destroyForcibly();
+    }
+    ManagedProcesses.unregister(process);
+    process = null;
+  }
+
+  /** Kills the server with SIGKILL, as a crash would; {@link #restart()} brings it back. */
+  public synchronized void kill() {
+    if (process == null) {
+      return;
+    }
+    process.destroyForcibly();
+    try {
+      process.waitFor(10, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    ManagedProcesses.unregister(process);
+    process = null;
+  }
+
+  /** Starts the server again on the same port and store directory. */
+  public synchronized NatsTestServer restart() {
+    stop();
+    return start();
+  }
+
+  public synchronized boolean isRunning() {
+    return process != null && process.isAlive();
+  }
+
+  /** The client URL, without credentials. */
+  public String url() {
+    return (settings.certificates != null ? "tls" : "nats") + "://127.0.0.1:" + port;
+  }
+
+  public int port() {
+    return port;
+  }
+
+  public Path storeDir() {
+    return storeDir;
+  }
+
+  public Path logFile() {
+    return logFile;
+  }
+
+  /** Certificates the server presents, or null when TLS is off. */
+  public TestCertificates certificates() {
+    return settings.certificates;
+  }
+
+  /** The user name, password, token or nkey seed this server requires (null for none). */
+  public String user() {
+    return settings.user;
+  }
+
+  public String password() {
+    return settings.password;
+  }
+
+  public String token() {
+    return settings.token;
+  }
+
+  public String nkeySeed() {
+    return settings.nkey == null ? null : new String(seedOf(settings.nkey));
+  }
+
+  /** jnats options that connect to this server with whatever credentials and TLS it requires. */
+  public Options.Builder clientOptions() {
+    Options.Builder options =
+        new Options.Builder()
+            .server(url())
+            .connectionTimeout(Duration.ofSeconds(5))
+            .maxReconnects(-1)
+            .reconnectWait(Duration.ofMillis(250));
+    if (settings.user != null) {
+      options.userInfo(settings.user, settings.password);
+    }
+    if (settings.token != null) {
+      options.token(settings.token.toCharArray());
+    }
+    if (settings.nkey != null) {
+      options.authHandler(nkeyAuthHandler(settings.nkey));
+    }
+    if (settings.certificates != null) {
+      try {
+        options.sslContext(settings.certificates.clientSslContext());
+      } catch (GeneralSecurityException | IOException e) {
+        throw new IllegalStateException("Could not build a TLS context for the test server", e);
+      }
+    }
+    return options;
+  }
+
+  /** A new connection to this server; the caller closes it. */
+  public Connection connect() {
+    try {
+      return Nats.connect(clientOptions().build());
+    } catch (IOException e) {
+      throw new UncheckedIOException("Could not connect to nats-server at " + url(), e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Stops the server and deletes its store directory. */
+  @Override
+  public synchronized void close() {
+    stop();
+    deleteRecursively(workDir);
+  }
+
+  @Override
+  protected void before() {
+    start();
+  }
+
+  @Override
+  protected void after() {
+    close();
+  }
+
+  String renderConfig() {
+    StringBuilder config = new StringBuilder();
+    config.append("host: 127.0.0.1\n");
+    config.append("port: ").append(port <= 0 ? -1 : port).append('\n');
+    if (settings.serverName != null) {
+      config.append("server_name: ").append(settings.serverName).append('\n');
+    }
+    if (settings.jetStream) {
+      config.append("jetstream {\n  store_dir: \"").append(storeDir).append("\"\n}\n");
+    }
+    if (settings.user != null) {
+      config.append("authorization {\n  user: \"").append(settings.user)
+          .append("\"\n  password: \"").append(settings.password).append("\"\n}\n");
+    } else if (settings.token != null) {
+      config.append("authorization {\n  token: \"").append(settings.token).append("\"\n}\n");
+    } else if (settings.nkey != null) {
+      config.append("authorization {\n  users: [ { nkey: \"")
+          .append(publicKeyOf(settings.nkey)).append("\" } ]\n}\n");
+    }
+    if (settings.certificates != null) {
+      config.append("tls {\n  cert_file: \"").append(settings.certificates.serverCertificatePem())
+          .append("\"\n  key_file: \"").append(settings.certificates.serverKeyPem())
+          .append("\"\n  timeout: 5\n}\n");
+    }
+    if (settings.clusterBlock != null) {
+      config.append(settings.clusterBlock);
+    }
+    return config.toString();
+  }
+
+  private int awaitAssignedPort() {
+    long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+    while (System.nanoTime() < deadline) {
+      failIfExited();
+      try (Stream<Path> files = Files.list(portsDir)) {
+        for (Path file : (Iterable<Path>) files::iterator) {
+          Matcher matcher = PORT_IN_PORTS_FILE.matcher(Files.readString(file));
+          if (matcher.find()) {
+            return Integer.parseInt(matcher.group(1));
+          }
+        }
+      } catch (IOException e) {
+        // The file is being written: read it again shortly.
+      }
+      sleep(Duration.ofMillis(20));
+    }
+    throw new IllegalStateException("nats-server did not report its port within " + START_TIMEOUT + "; see " + logFile);
+  }
+
+  /** Polls until a client connects and, for JetStream, the account answers (meta leader known). */
+  void awaitReady(boolean jetStream) {
+    long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+    Exception last = null;
+    while (System.nanoTime() < deadline) {
+      failIfExited();
+      try (Connection connection = Nats.connect(clientOptions().maxReconnects(0).build())) {
+        if (!jetStream) {
+          return;
+        }
+        JetStreamManagement jsm = connection.jetStreamManagement();
+        jsm.getAccountStatistics();
+        return;
+      } catch (Exception e) {
+        last = e;
+      }
+      sleep(Duration.ofMillis(100));
+    }
+    throw new IllegalStateException(
+        "nats-server at " + url() + " was not ready within " + START_TIMEOUT + "; see " + logFile, last);
+  }
+
+  private void failIfExited() {
+    if (process != null && !process.isAlive()) {
+      String log;
+      try {
+        log = Files.readString(logFile);
+      } catch (IOException e) {
+        log = "(log unreadable: " + e + ")";
+      }
+      throw new IllegalStateException(
+          "nats-server exited with code " + process.exitValue() + " during start. Its log:\n" + log);
+    }
+  }
+
+  static void sleep(Duration duration) {
+    try {
+      Thread.sleep(duration.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  static void deleteRecursively(Path dir) {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(dir)) {
+      walk.sorted(Comparator.reverseOrder()).map(Path::toFile).forEach(File::delete);
+    } catch (IOException e) {
+      // Best effort: a leftover temp directory is not worth failing a test for.
+    }
+  }
+
+  private static char[] seedOf(NKey nkey) {
+    return nkey.getSeed();
+  }
+
+  private static String publicKeyOf(NKey nkey) {
+    try {
+      return new String(nkey.getPublicKey());
+    } catch (GeneralSecurityException | IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static AuthHandler nkeyAuthHandler(NKey nkey) {
+    return new AuthHandler() {
+      @Override
+      public byte[] sign(byte[] nonce) {
+        try {
+          return nkey.sign(nonce);
+        } catch (GeneralSecurityException | IOException e) {
+          throw new IllegalStateException(e);
+        }
+      }
+
+      @Override
+      public char[] getID() {
+        try {
+          return nkey.getPublicKey();
+        } catch (GeneralSecurityException | IOException e) {
+          throw new IllegalStateException(e);
+        }
+      }
+
+      @Override
+      public char[] getJWT() {
+        return null;
+      }
+    };
+  }
+
+  /** Options for a {@link NatsTestServer}. */
+  public static final class Builder {
+    private boolean jetStream = true;
+    private boolean awaitJetStream = true;
+    private int port = -1;
+    private String serverName;
+    private String user;
+    private String password;
+    private String token;
+    private NKey nkey;
+    private TestCertificates certificates;
+    private String clusterBlock;
+
+    private Builder() {}
+
+    public Builder withoutJetStream() {
+      this.jetStream = false;
+      return this;
+    }
+
+    public Builder withUserPassword(String user, String password) {
+      this.user = user;
+      this.password = password;
+      return this;
+    }
+
+    public Builder withToken(String token) {
+      this.token = token;
+      return this;
+    }
+
+    /** Requires nkey authentication with a freshly made user key. */
+    public Builder withNKey() {
+      try {
+        this.nkey = NKey.createUser(null);
+      } catch (GeneralSecurityException | IOException e) {
+        throw new IllegalStateException("Could not create an nkey", e);
+      }
+      return this;
+    }
+
+    /** Serves TLS with certificates signed by a test CA made for this JVM. */
+    public Builder withTls() {
+      this.certificates = TestCertificates.shared();
+      return this;
+    }
+
+    Builder withPort(int port) {
+      this.port = port;
+      return this;
+    }
+
+    Builder withServerName(String serverName) {
+      this.serverName = serverName;
+      return this;
+    }
+
+    Builder withClusterBlock(String clusterBlock) {
+      this.clusterBlock = clusterBlock;
+      return this;
+    }
+
+    /** Cluster nodes cannot answer JetStream calls until a quorum is up: the cluster waits instead. */
+    Builder withoutAwaitingJetStream() {
+      this.awaitJetStream = false;
+      return this;
+    }
+
+    public NatsTestServer build() {
+      return new NatsTestServer(this);
+    }
+  }
+}
