@@ -1,0 +1,124 @@
+package dev.natsio.beam;
+
+import io.nats.client.ConsumeOptions;
+import io.nats.client.IterableConsumer;
+import io.nats.client.JetStreamApiException;
+import io.nats.client.JetStreamStatusCheckedException;
+import io.nats.client.Message;
+import io.nats.client.OrderedConsumerContext;
+import io.nats.client.StreamContext;
+import io.nats.client.api.DeliverPolicy;
+import io.nats.client.api.OrderedConsumerConfiguration;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.List;
+import org.checkerframework.checker.nullness.qual.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reads a stream in sequence order from a given position, through a jnats ordered consumer.
+ *
+ * <p>An ordered consumer is an ephemeral, ack-none, flow-controlled consumer that jnats recreates
+ * at the last delivered sequence + 1 whenever it detects a gap, a missed heartbeat or a server
+ * restart, so it never skips or repeats a message. It is started by sequence (the runner's
+ * restriction is the source of truth for position, not the server) and pulled with {@link
+ * IterableConsumer}, which keeps one batch in flight ahead of the reader.
+ *
+ * <p>Pulls expire after {@link #PULL_EXPIRY}, not jnats's 30 s default: after a server restart the
+ * consumer notices the missing heartbeats and recovers within a few seconds.
+ *
+ * <p>{@link #pushBack} hands a message back when the restriction ends before it; the next read
+ * from this reader returns it first, so the reader can be reused by the restriction that follows.
+ * {@link #close()} stops pulling and deletes the server-side consumer rather than waiting for its
+ * inactivity threshold.
+ */
+final class JetStreamReader implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(JetStreamReader.class);
+  static final Duration PULL_EXPIRY = Duration.ofSeconds(2);
+
+  private final NatsConnections.Lease lease;
+  private final String stream;
+  private final StreamContext streamContext;
+  private final OrderedConsumerContext consumer;
+  private final IterableConsumer messages;
+  private @Nullable Message pushedBack;
+
+  private JetStreamReader(
+      NatsConnections.Lease lease, String stream, StreamContext streamContext, OrderedConsumerContext consumer, IterableConsumer messages) {
+    this.lease = lease;
+    this.stream = stream;
+    this.streamContext = streamContext;
+    this.consumer = consumer;
+    this.messages = messages;
+  }
+
+  /** Starts reading {@code stream} at {@code startSequence}, or at the first sequence after it that exists. */
+  static JetStreamReader open(
+      NatsIO.ConnectionConfiguration configuration, String stream, List<String> filterSubjects, long startSequence, int batchSize) {
+    NatsConnections.Lease lease = NatsConnections.acquire(configuration);
+    try {
+      StreamContext streamContext = lease.connection().getStreamContext(stream);
+      OrderedConsumerConfiguration config =
+          new OrderedConsumerConfiguration()
+              .deliverPolicy(DeliverPolicy.ByStartSequence)
+              .startSequence(Math.max(1, startSequence));
+      if (!filterSubjects.isEmpty()) {
+        config.filterSubjects(filterSubjects);
+      }
+      OrderedConsumerContext consumer = streamContext.createOrderedConsumer(config);
+      IterableConsumer messages =
+          consumer.iterate(ConsumeOptions.builder().batchSize(batchSize).expiresIn(PULL_EXPIRY.toMillis()).build());
+      return new JetStreamReader(lease, stream, streamContext, consumer, messages);
+    } catch (JetStreamApiException | IOException | RuntimeException e) {
+      lease.close();
+      if (e instanceof JetStreamApiException && ((JetStreamApiException) e).getApiErrorCode() == JetStreamMetadata.STREAM_NOT_FOUND) {
+        throw new NatsIOException(
+            "JetStream stream '" + stream + "' does not exist on " + configuration.displayServers()
+                + ". Create it first, or correct the name given to withStream(...).", e);
+      }
+      throw new NatsIOException(
+          "Could not start reading JetStream stream '" + stream + "' at sequence " + startSequence + " on "
+              + configuration.displayServers() + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** The next message, or null when none arrives within {@code timeout}. */
+  @Nullable Message next(Duration timeout) throws InterruptedException {
+    if (pushedBack != null) {
+      Message message = pushedBack;
+      pushedBack = null;
+      return message;
+    }
+    try {
+      return messages.nextMessage(timeout);
+    } catch (JetStreamStatusCheckedException e) {
+      throw new NatsIOException("Reading JetStream stream '" + stream + "' failed: " + e.getMessage(), e);
+    }
+  }
+
+  /** Returns {@code message} to the front: the next {@link #next} call yields it again. */
+  void pushBack(Message message) {
+    this.pushedBack = message;
+  }
+
+  @Override
+  public void close() {
+    String consumerName = null;
+    try {
+      consumerName = consumer.getConsumerName();
+      messages.stop();
+      messages.close();
+    } catch (Exception e) {
+      LOG.debug("Stopping the ordered consumer on stream {} failed", stream, e);
+    }
+    if (consumerName != null) {
+      try {
+        streamContext.deleteConsumer(consumerName);
+      } catch (JetStreamApiException | IOException | RuntimeException e) {
+        // Already gone, or the server is away: its inactive threshold removes it.
+      }
+    }
+    lease.close();
+  }
+}

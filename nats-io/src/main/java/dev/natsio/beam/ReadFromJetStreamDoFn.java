@@ -1,0 +1,513 @@
+package dev.natsio.beam;
+
+import io.nats.client.Message;
+import io.nats.client.api.MessageInfo;
+import io.nats.client.api.RetentionPolicy;
+import io.nats.client.api.StreamInfo;
+import io.nats.client.api.StreamState;
+import io.nats.client.impl.Headers;
+import io.nats.client.impl.NatsJetStreamMetaData;
+import java.io.IOException;
+import java.time.ZonedDateTime;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import org.apache.beam.sdk.coders.Coder;
+import org.apache.beam.sdk.coders.InstantCoder;
+import org.apache.beam.sdk.io.range.OffsetRange;
+import org.apache.beam.sdk.metrics.Counter;
+import org.apache.beam.sdk.metrics.Gauge;
+import org.apache.beam.sdk.metrics.Lineage;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.splittabledofn.GrowableOffsetRangeTracker;
+import org.apache.beam.sdk.transforms.splittabledofn.ManualWatermarkEstimator;
+import org.apache.beam.sdk.transforms.splittabledofn.OffsetRangeTracker;
+import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
+import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimator;
+import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimators;
+import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.checkerframework.checker.nullness.qual.Nullable;
+import org.joda.time.Duration;
+import org.joda.time.Instant;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The splittable DoFn behind {@link NatsIO#read()} and {@link NatsIO#readSourceDescriptors()}:
+ * reads the JetStream stream a {@link NatsSourceDescriptor} names, as an {@link OffsetRange} over
+ * stream sequence numbers.
+ *
+ * <h3>Initial restriction</h3>
+ *
+ * <p>From: the descriptor's start sequence (raised to the stream's first), the first sequence
+ * stored at or after its start time, or the stream's first sequence. To (exclusive): the stop
+ * sequence; the last sequence + 1 for stop-at-end-of-stream; the first sequence at or after the
+ * stop time (or the last + 1 when that time has passed with nothing after it); {@code
+ * Long.MAX_VALUE} otherwise. A stop time still in the future also leaves the end open: the read
+ * then ends at the first message stored at or after it, or once that time has passed with the
+ * stream caught up. Positions are resolved against the server once, here, and are the runner's
+ * from then on: the server keeps no position for us.
+ *
+ * <h3>Splitting</h3>
+ *
+ * <p>Bounded ranges are split up front into pieces of {@code splitSize} sequences so a backfill
+ * reads in parallel; the runner may split further at any claimed position ({@link
+ * OffsetRangeTracker}). Unbounded ranges use a {@link GrowableOffsetRangeTracker} whose end is
+ * estimated from the stream's last sequence + 1, memoized for about a second.
+ *
+ * <h3>Reading and gaps</h3>
+ *
+ * <p>Each call takes a {@link JetStreamReader} parked at the restriction's start ({@link
+ * JetStreamReaderCache}) or opens one, then claims each delivered sequence. Sequences have gaps
+ * (deletes, purges, filters, limits): claims need only increase. When nothing arrives for a poll
+ * interval and the range has an end, the read asks the server for the next matching sequence; if
+ * none lies below the end, it claims the end so the range is done.
+ *
+ * <h3>Checkpoint and resume</h3>
+ *
+ * <p>The residual restriction starts at the last claimed sequence + 1; the reader is parked under
+ * that sequence so the resumed call continues without a new consumer. After a restore from an
+ * older checkpoint the positions differ, a new consumer starts at the restored position, and
+ * every message after it is read again exactly once.
+ *
+ * <h3>Progress and size</h3>
+ *
+ * <p>Size is the remaining sequences times the stream's average message size. Counters of
+ * messages and bytes read and a backlog gauge per stream are reported, as is the source's lineage.
+ *
+ * <h3>Watermark</h3>
+ *
+ * <p>With publish-time timestamps (the default) the watermark is the latest publish time read,
+ * through a manual estimator kept monotonic. When the read has caught up (the server holds nothing
+ * after the next position) it advances to now minus the idle delay, so event-time windows close on
+ * a quiet stream. With a timestamp function it trails the largest timestamp by the allowed delay;
+ * with processing time it is wall time.
+ */
+abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMessage> {
+  private static final Logger LOG = LoggerFactory.getLogger(ReadFromJetStreamDoFn.class);
+  static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
+  private static final long STATS_TTL_MILLIS = 1_000;
+  private static final String METRICS_NAMESPACE = "NatsIO";
+
+  private final NatsIO.ReadSourceDescriptors spec;
+  private final Counter messagesRead = Metrics.counter(METRICS_NAMESPACE, "messagesRead");
+  private final Counter bytesRead = Metrics.counter(METRICS_NAMESPACE, "bytesRead");
+
+  private transient NatsConnections.@Nullable Lease lease;
+  private transient @Nullable JetStreamMetadata metadata;
+  private transient @Nullable Map<String, StreamStats> statsByStream;
+  private transient @Nullable Set<String> lineageReported;
+
+  ReadFromJetStreamDoFn(NatsIO.ReadSourceDescriptors spec) {
+    this.spec = spec;
+  }
+
+  static ReadFromJetStreamDoFn create(NatsIO.ReadSourceDescriptors spec) {
+    return spec.isBounded() ? new Bounded(spec) : new Unbounded(spec);
+  }
+
+  /** The bounded flavour: the output PCollection is bounded, so batch runners can read it. */
+  @BoundedPerElement
+  static final class Bounded extends ReadFromJetStreamDoFn {
+    Bounded(NatsIO.ReadSourceDescriptors spec) {
+      super(spec);
+    }
+  }
+
+  /** The unbounded flavour, for live tails. */
+  @UnboundedPerElement
+  static final class Unbounded extends ReadFromJetStreamDoFn {
+    Unbounded(NatsIO.ReadSourceDescriptors spec) {
+      super(spec);
+    }
+  }
+
+  // ---- Initial restriction and splitting -------------------------------------------------------
+
+  @GetInitialRestriction
+  public OffsetRange initialRestriction(@Element NatsSourceDescriptor descriptor) {
+    String stream = descriptor.getStream();
+    if (spec.isBounded() && !descriptor.isBounded()) {
+      throw new IllegalArgumentException(
+          "readSourceDescriptors().withBounded() needs every descriptor to have a stop, but the one for stream '"
+              + stream + "' has none: give it withStopSequence, withStopTime or withStopAtEndOfStream.");
+    }
+    StreamInfo info = metadata().streamInfo(stream);
+    checkReadable(descriptor, info);
+    StreamState state = info.getStreamState();
+    long first = Math.max(1, state.getFirstSequence());
+    long last = state.getLastSequence();
+
+    long from;
+    if (descriptor.getStartSequence() != null) {
+      from = Math.max(first, descriptor.getStartSequence());
+    } else if (descriptor.getStartTime() != null) {
+      from = Math.max(first, metadata().firstSequenceAtOrAfter(stream, descriptor.getStartTime()).sequence);
+    } else {
+      from = first;
+    }
+
+    long to;
+    if (descriptor.getStopSequence() != null) {
+      to = descriptor.getStopSequence();
+    } else if (descriptor.getStopAtEndOfStream()) {
+      to = last + 1;
+    } else if (descriptor.getStopTime() != null) {
+      JetStreamMetadata.TimedPosition stop = metadata().firstSequenceAtOrAfter(stream, descriptor.getStopTime());
+      boolean stopTimePassed = !Instant.now().isBefore(descriptor.getStopTime());
+      to = stop.exists || stopTimePassed ? stop.sequence : Long.MAX_VALUE;
+    } else {
+      to = Long.MAX_VALUE;
+    }
+    return new OffsetRange(from, Math.max(from, to));
+  }
+
+  @SplitRestriction
+  public void splitRestriction(@Restriction OffsetRange restriction, OutputReceiver<OffsetRange> receiver) {
+    long size = restriction.getTo() - restriction.getFrom();
+    if (restriction.getTo() == Long.MAX_VALUE || size <= spec.getSplitSize()) {
+      receiver.output(restriction);
+      return;
+    }
+    for (OffsetRange piece : restriction.split(spec.getSplitSize(), 1)) {
+      receiver.output(piece);
+    }
+  }
+
+  @NewTracker
+  public RestrictionTracker<OffsetRange, Long> newTracker(
+      @Element NatsSourceDescriptor descriptor, @Restriction OffsetRange restriction) {
+    if (restriction.getTo() == Long.MAX_VALUE && !spec.isBounded() && !descriptor.isBounded()) {
+      String stream = descriptor.getStream();
+      return new GrowableOffsetRangeTracker(restriction.getFrom(), () -> statsFor(stream).lastSequence + 1);
+    }
+    return new OffsetRangeTracker(restriction);
+  }
+
+  @GetRestrictionCoder
+  public Coder<OffsetRange> restrictionCoder() {
+    return new OffsetRange.Coder();
+  }
+
+  @GetSize
+  public double getSize(@Element NatsSourceDescriptor descriptor, @Restriction OffsetRange restriction) {
+    StreamStats stats = statsFor(descriptor.getStream());
+    long end = restriction.getTo() == Long.MAX_VALUE ? stats.lastSequence + 1 : restriction.getTo();
+    return Math.max(0, end - restriction.getFrom()) * stats.averageMessageBytes();
+  }
+
+  // ---- Watermark -------------------------------------------------------------------------------
+
+  @GetInitialWatermarkEstimatorState
+  public Instant initialWatermark(@Timestamp Instant elementTimestamp) {
+    return elementTimestamp;
+  }
+
+  @GetWatermarkEstimatorStateCoder
+  public Coder<Instant> watermarkStateCoder() {
+    return InstantCoder.of();
+  }
+
+  @NewWatermarkEstimator
+  public WatermarkEstimator<Instant> newWatermarkEstimator(@WatermarkEstimatorState Instant state) {
+    Instant start = state.isBefore(BoundedWindow.TIMESTAMP_MIN_VALUE) ? BoundedWindow.TIMESTAMP_MIN_VALUE : state;
+    if (spec.getTimestampPolicy() == NatsIO.TimestampPolicy.PROCESSING_TIME) {
+      return new WatermarkEstimators.WallTime(start);
+    }
+    return new WatermarkEstimators.Manual(start);
+  }
+
+  // ---- Reading ---------------------------------------------------------------------------------
+
+  @ProcessElement
+  public ProcessContinuation processElement(
+      @Element NatsSourceDescriptor descriptor,
+      RestrictionTracker<OffsetRange, Long> tracker,
+      WatermarkEstimator<Instant> watermarkEstimator,
+      OutputReceiver<NatsMessage> receiver)
+      throws InterruptedException {
+    String stream = descriptor.getStream();
+    List<String> filters = descriptor.getFilterSubjects();
+    NatsIO.ConnectionConfiguration connection = spec.getConnectionConfiguration();
+    reportLineage(stream);
+
+    long nextSequence = tracker.currentRestriction().getFrom();
+    JetStreamReader reader = JetStreamReaderCache.INSTANCE.take(key(descriptor, nextSequence));
+    if (reader == null) {
+      reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
+    }
+    @Nullable Instant stopTime = descriptor.getStopTime();
+    ManualWatermarkEstimator<Instant> manualWatermark =
+        watermarkEstimator instanceof ManualWatermarkEstimator ? (ManualWatermarkEstimator<Instant>) watermarkEstimator : null;
+
+    long messageCount = 0;
+    long byteCount = 0;
+    Long parkAt = null;
+    try {
+      while (true) {
+        Message message = reader.next(POLL_TIMEOUT);
+        if (message == null) {
+          if (finishIfRangeExhausted(descriptor, tracker, nextSequence)) {
+            // Nothing matching lies below the end, so the reader can serve the range that follows.
+            long end = tracker.currentRestriction().getTo();
+            parkAt = end == Long.MAX_VALUE ? null : end;
+            return ProcessContinuation.stop();
+          }
+          parkAt = nextSequence;
+          if (manualWatermark != null && spec.getTimestampPolicy() == NatsIO.TimestampPolicy.PUBLISH_TIME && isCaughtUp(descriptor, nextSequence)) {
+            advance(manualWatermark, Instant.now().minus(spec.getIdleWatermarkDelay()));
+          }
+          return ProcessContinuation.resume();
+        }
+        NatsJetStreamMetaData meta = message.metaData();
+        long sequence = meta.streamSequence();
+        Instant publishTime = toInstant(meta.timestamp());
+        if (stopTime != null && !publishTime.isBefore(stopTime)) {
+          tracker.tryClaim(Long.MAX_VALUE); // Marks the range done: nothing before the stop time remains.
+          return ProcessContinuation.stop();
+        }
+        if (!tracker.tryClaim(sequence)) {
+          reader.pushBack(message);
+          parkAt = tracker.currentRestriction().getTo();
+          return ProcessContinuation.stop();
+        }
+        nextSequence = sequence + 1;
+        NatsMessage output =
+            NatsMessage.of(message.getSubject(), message.getData(), headersOf(message), stream, sequence, publishTime);
+        Instant timestamp = timestampOf(output, publishTime);
+        if (manualWatermark != null) {
+          advance(manualWatermark, spec.getTimestampPolicy() == NatsIO.TimestampPolicy.TIMESTAMP_FN
+              ? timestamp.minus(spec.getMaxDelay())
+              : timestamp);
+        }
+        receiver.outputWithTimestamp(output, timestamp);
+        messageCount++;
+        byteCount += output.getPayload().length;
+      }
+    } finally {
+      if (parkAt != null) {
+        JetStreamReaderCache.INSTANCE.park(key(descriptor, parkAt), reader);
+      } else {
+        reader.close();
+      }
+      recordProgress(stream, messageCount, byteCount, nextSequence);
+    }
+  }
+
+  @Teardown
+  public void teardown() {
+    JetStreamReaderCache.INSTANCE.closeIdle(spec.getConnectionConfiguration());
+    if (lease != null) {
+      lease.close();
+      lease = null;
+      metadata = null;
+    }
+  }
+
+  /** Descriptors may carry event timestamps of their own; messages are older or newer at will. */
+  @Override
+  @SuppressWarnings("deprecation")
+  public Duration getAllowedTimestampSkew() {
+    return Duration.millis(Long.MAX_VALUE);
+  }
+
+  // ---- Helpers ---------------------------------------------------------------------------------
+
+  /**
+   * When the range has an end and the server holds nothing matching below it (beyond what was
+   * read), claims the end so the range is done. Server trouble here is not an error: the read just
+   * polls again.
+   */
+  private boolean finishIfRangeExhausted(
+      NatsSourceDescriptor descriptor, RestrictionTracker<OffsetRange, Long> tracker, long nextSequence) {
+    long to = tracker.currentRestriction().getTo();
+    Instant stopTime = descriptor.getStopTime();
+    boolean stopTimePassed = stopTime != null && !Instant.now().isBefore(stopTime);
+    if (to == Long.MAX_VALUE && !stopTimePassed) {
+      return false;
+    }
+    try {
+      if (to != Long.MAX_VALUE && metadata().streamInfo(descriptor.getStream()).getStreamState().getLastSequence() + 1 < to) {
+        // Sequences below the end are still to be written: wait for them.
+        return stopTimePassed && finishAtStopTime(descriptor, tracker, nextSequence);
+      }
+      MessageInfo next = metadata().nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects());
+      if (next == null || next.getSeq() >= to) {
+        tracker.tryClaim(to);
+        return true;
+      }
+      return stopTimePassed && finishAtStopTime(descriptor, tracker, nextSequence);
+    } catch (IOException | RuntimeException e) {
+      LOG.debug("Could not check the end of stream {}; polling again", descriptor.getStream(), e);
+      return false;
+    }
+  }
+
+  private boolean finishAtStopTime(NatsSourceDescriptor descriptor, RestrictionTracker<OffsetRange, Long> tracker, long nextSequence)
+      throws IOException {
+    MessageInfo next = metadata().nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects());
+    if (next == null || !toInstant(next.getTime()).isBefore(descriptor.getStopTime())) {
+      tracker.tryClaim(Long.MAX_VALUE);
+      return true;
+    }
+    return false;
+  }
+
+  /** True when the server holds no message matching the read at or after {@code nextSequence}. */
+  private boolean isCaughtUp(NatsSourceDescriptor descriptor, long nextSequence) {
+    try {
+      return metadata().nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects()) == null;
+    } catch (IOException | RuntimeException e) {
+      return false; // Unknown: the server may be away, so the stream is not known to be idle.
+    }
+  }
+
+  private Instant timestampOf(NatsMessage message, Instant publishTime) {
+    switch (spec.getTimestampPolicy()) {
+      case PROCESSING_TIME:
+        return Instant.now();
+      case TIMESTAMP_FN:
+        return spec.getTimestampFn().apply(message);
+      case PUBLISH_TIME:
+      default:
+        return publishTime;
+    }
+  }
+
+  private static void advance(ManualWatermarkEstimator<Instant> watermark, Instant candidate) {
+    if (candidate.isAfter(watermark.currentWatermark())) {
+      watermark.setWatermark(candidate);
+    }
+  }
+
+  /** Refuses streams this read would damage or cannot read, before any message is touched. */
+  private void checkReadable(NatsSourceDescriptor descriptor, StreamInfo info) {
+    String stream = descriptor.getStream();
+    RetentionPolicy retention = info.getConfiguration().getRetentionPolicy();
+    if (retention == RetentionPolicy.WorkQueue) {
+      throw new NatsIOException(
+          "JetStream stream '" + stream + "' on " + spec.getConnectionConfiguration().displayServers()
+              + " is a work-queue stream. NatsIO's position-tracked read uses ordered consumers, which a work-queue "
+              + "stream does not allow, and never acknowledges, so it cannot drain one. Read it with a durable "
+              + "consumer that acknowledges each message instead.");
+    }
+    if (retention == RetentionPolicy.Interest) {
+      LOG.warn(
+          "JetStream stream '{}' has interest retention: while NatsIO's ack-none reader is its only consumer, the server "
+              + "may delete messages as soon as they are delivered. Other consumers keep their own copies.",
+          stream);
+    }
+    if (descriptor.getFilterSubjects().size() > 1
+        && !lease().connection().getServerInfo().isSameOrNewerThanVersion("2.10.0")) {
+      throw new NatsIOException(
+          "Reading stream '" + stream + "' with several filter subjects " + descriptor.getFilterSubjects()
+              + " needs nats-server 2.10 or newer, but " + spec.getConnectionConfiguration().displayServers() + " runs "
+              + lease().connection().getServerInfo().getVersion()
+              + ". Use one wildcard filter, or one NatsSourceDescriptor per subject with readSourceDescriptors().");
+    }
+  }
+
+  private JetStreamReaderCache.Key key(NatsSourceDescriptor descriptor, long nextSequence) {
+    return new JetStreamReaderCache.Key(
+        spec.getConnectionConfiguration(), descriptor.getStream(), descriptor.getFilterSubjects(), nextSequence);
+  }
+
+  private void recordProgress(String stream, long messageCount, long byteCount, long nextSequence) {
+    if (messageCount > 0) {
+      messagesRead.inc(messageCount);
+      bytesRead.inc(byteCount);
+      Metrics.counter(METRICS_NAMESPACE, "messagesRead/" + stream).inc(messageCount);
+      Metrics.counter(METRICS_NAMESPACE, "bytesRead/" + stream).inc(byteCount);
+    }
+    StreamStats stats = statsByStream == null ? null : statsByStream.get(stream);
+    if (stats != null) {
+      Gauge backlog = Metrics.gauge(METRICS_NAMESPACE, "backlogMessages/" + stream);
+      backlog.set(Math.max(0, stats.lastSequence + 1 - nextSequence));
+    }
+  }
+
+  private void reportLineage(String stream) {
+    if (lineageReported == null) {
+      lineageReported = new HashSet<>();
+    }
+    if (lineageReported.add(stream)) {
+      List<String> servers = NatsUrls.withoutCredentials(spec.getConnectionConfiguration().getServers());
+      Lineage.getSources().add("nats", List.of(servers.isEmpty() ? "" : servers.get(0), stream));
+    }
+  }
+
+  private StreamStats statsFor(String stream) {
+    if (statsByStream == null) {
+      statsByStream = new HashMap<>();
+    }
+    StreamStats stats = statsByStream.get(stream);
+    long now = System.currentTimeMillis();
+    if (stats == null || now - stats.fetchedAtMillis > STATS_TTL_MILLIS) {
+      try {
+        StreamState state = metadata().streamInfo(stream).getStreamState();
+        stats = new StreamStats(state.getLastSequence(), state.getMsgCount(), state.getByteCount(), now);
+        statsByStream.put(stream, stats);
+      } catch (RuntimeException e) {
+        if (stats == null) {
+          throw e;
+        }
+        LOG.debug("Could not refresh the state of stream {}; using the last known", stream, e);
+      }
+    }
+    return stats;
+  }
+
+  private NatsConnections.Lease lease() {
+    if (lease == null) {
+      lease = NatsConnections.acquire(spec.getConnectionConfiguration());
+    }
+    return lease;
+  }
+
+  private JetStreamMetadata metadata() {
+    if (metadata == null) {
+      metadata = new JetStreamMetadata(lease().connection(), spec.getConnectionConfiguration().displayServers());
+    }
+    return metadata;
+  }
+
+  static Instant toInstant(ZonedDateTime time) {
+    return Instant.ofEpochMilli(time.toInstant().toEpochMilli());
+  }
+
+  private static Map<String, List<String>> headersOf(Message message) {
+    if (!message.hasHeaders()) {
+      return Collections.emptyMap();
+    }
+    Headers headers = message.getHeaders();
+    Map<String, List<String>> copy = new TreeMap<>();
+    for (String key : headers.keySet()) {
+      copy.put(key, headers.get(key));
+    }
+    return copy;
+  }
+
+  /** The stream's size and last sequence, fetched at most once a second per stream. */
+  private static final class StreamStats {
+    final long lastSequence;
+    final long messages;
+    final long bytes;
+    final long fetchedAtMillis;
+
+    StreamStats(long lastSequence, long messages, long bytes, long fetchedAtMillis) {
+      this.lastSequence = lastSequence;
+      this.messages = messages;
+      this.bytes = bytes;
+      this.fetchedAtMillis = fetchedAtMillis;
+    }
+
+    double averageMessageBytes() {
+      return messages == 0 ? 0 : (double) bytes / messages;
+    }
+  }
+}
