@@ -36,6 +36,8 @@ import org.slf4j.LoggerFactory;
 final class JetStreamReader implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamReader.class);
   static final Duration PULL_EXPIRY = Duration.ofSeconds(2);
+  /** Readers opened in this JVM: lets tests see that resumed bundles reuse parked readers. */
+  static final java.util.concurrent.atomic.AtomicLong OPENED = new java.util.concurrent.atomic.AtomicLong();
 
   private final NatsConnections.Lease lease;
   private final String stream;
@@ -57,6 +59,7 @@ final class JetStreamReader implements AutoCloseable {
   static JetStreamReader open(
       NatsIO.ConnectionConfiguration configuration, String stream, List<String> filterSubjects, long startSequence, int batchSize) {
     NatsConnections.Lease lease = NatsConnections.acquire(configuration);
+    OPENED.incrementAndGet();
     try {
       StreamContext streamContext = lease.connection().getStreamContext(stream);
       OrderedConsumerConfiguration config =

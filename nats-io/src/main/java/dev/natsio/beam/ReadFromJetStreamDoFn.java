@@ -1,5 +1,6 @@
 package dev.natsio.beam;
 
+import io.nats.client.Connection;
 import io.nats.client.Message;
 import io.nats.client.api.MessageInfo;
 import io.nats.client.api.RetentionPolicy;
@@ -92,6 +93,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   private static final Logger LOG = LoggerFactory.getLogger(ReadFromJetStreamDoFn.class);
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
   private static final long STATS_TTL_MILLIS = 1_000;
+  private static final Duration RECONNECT_BACKOFF = Duration.standardSeconds(1);
   private static final String METRICS_NAMESPACE = "NatsIO";
 
   private final NatsIO.ReadSourceDescriptors spec;
@@ -239,7 +241,16 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     long nextSequence = tracker.currentRestriction().getFrom();
     JetStreamReader reader = JetStreamReaderCache.INSTANCE.take(key(descriptor, nextSequence));
     if (reader == null) {
-      reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
+      try {
+        reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
+      } catch (NatsIOException e) {
+        if (lease().connection().getStatus() == Connection.Status.CONNECTED) {
+          throw e;
+        }
+        // The server is away: wait for the connection to come back rather than fail the bundle.
+        LOG.info("NATS at {} is unreachable; reading stream {} resumes when it is back", connection.displayServers(), stream);
+        return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
+      }
     }
     @Nullable Instant stopTime = descriptor.getStopTime();
     ManualWatermarkEstimator<Instant> manualWatermark =
