@@ -1,0 +1,85 @@
+package dev.natsio.beam;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.instanceOf;
+import static org.hamcrest.Matchers.not;
+
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.beam.sdk.coders.Coder;
+import org.apache.beam.sdk.coders.CoderRegistry;
+import org.apache.beam.sdk.schemas.SchemaCoder;
+import org.apache.beam.sdk.testing.CoderProperties;
+import org.apache.beam.sdk.util.CoderUtils;
+import org.apache.beam.sdk.values.Row;
+import org.joda.time.Instant;
+import org.junit.Test;
+
+/** NatsMessage's default coder: round trips, determinism, and its schema. */
+public class NatsMessageCoderTest {
+  private static final NatsMessage READ =
+      NatsMessage.of("orders.eu", bytes("hello"), Map.of("b", List.of("2"), "a", List.of("1", "x")), "orders", 42L, new Instant(1_700_000_000_123L));
+  private static final NatsMessage NEW = NatsMessage.create("out", new byte[0]);
+
+  @Test
+  public void readAndNewMessagesRoundTrip() throws Exception {
+    CoderProperties.coderDecodeEncodeEqual(NatsMessageCoder.of(), READ);
+    CoderProperties.coderDecodeEncodeEqual(NatsMessageCoder.of(), NEW);
+  }
+
+  @Test
+  public void headerValuesLongerThan64KiBRoundTrip() throws Exception {
+    String big = "v".repeat(70_000);
+    CoderProperties.coderDecodeEncodeEqual(NatsMessageCoder.of(), NatsMessage.create("s", bytes("p"), Map.of("k", List.of(big))));
+  }
+
+  @Test
+  public void equalMessagesEncodeEquallyWhateverTheHeaderOrder() throws Exception {
+    Map<String, List<String>> forward = new LinkedHashMap<>();
+    forward.put("a", List.of("1"));
+    forward.put("b", List.of("2"));
+    Map<String, List<String>> backward = new LinkedHashMap<>();
+    backward.put("b", List.of("2"));
+    backward.put("a", List.of("1"));
+    NatsMessage first = NatsMessage.create("s", bytes("p"), forward);
+    NatsMessage second = NatsMessage.create("s", bytes("p"), backward);
+
+    assertThat(first, equalTo(second));
+    CoderProperties.coderDeterministic(NatsMessageCoder.of(), first, second);
+  }
+
+  @Test
+  public void isTheRegisteredDefaultCoderAndASchemaCoder() throws Exception {
+    Coder<NatsMessage> coder = CoderRegistry.createDefault().getCoder(NatsMessage.class);
+    assertThat(coder, equalTo(NatsMessageCoder.of()));
+    assertThat(coder, instanceOf(SchemaCoder.class));
+    NatsMessageCoder.of().verifyDeterministic();
+  }
+
+  @Test
+  public void rowFormCarriesEveryField() {
+    Row row = NatsMessageCoder.of().getToRowFunction().apply(READ);
+
+    assertThat(row.getString("subject"), equalTo("orders.eu"));
+    assertThat(row.getBytes("payload"), equalTo(bytes("hello")));
+    assertThat(row.getMap("headers").get("a"), equalTo(List.of("1", "x")));
+    assertThat(row.getString("stream"), equalTo("orders"));
+    assertThat(row.getInt64("sequence"), equalTo(42L));
+    assertThat(row.getDateTime("timestamp").getMillis(), equalTo(1_700_000_000_123L));
+    assertThat(NatsMessageCoder.of().getFromRowFunction().apply(row), equalTo(READ));
+  }
+
+  @Test
+  public void differentPayloadsAreDifferentMessages() throws Exception {
+    NatsMessage other = NatsMessage.create("out", bytes("x"));
+    assertThat(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), other), not(equalTo(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), NEW))));
+    assertThat(other, not(equalTo(NEW)));
+  }
+
+  private static byte[] bytes(String text) {
+    return text.getBytes(StandardCharsets.UTF_8);
+  }
+}
