@@ -27,6 +27,13 @@ import java.util.TreeSet;
 import java.util.stream.Collectors;
 import java.util.stream.LongStream;
 import org.apache.beam.sdk.Pipeline.PipelineExecutionException;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.io.range.OffsetRange;
+import org.apache.beam.sdk.metrics.Lineage;
+import org.apache.beam.sdk.metrics.MetricNameFilter;
+import org.apache.beam.sdk.metrics.MetricQueryResults;
+import org.apache.beam.sdk.metrics.MetricResult;
+import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.apache.beam.sdk.testing.PAssert;
 import org.apache.beam.sdk.testing.TestPipeline;
 import org.apache.beam.sdk.transforms.Count;
@@ -285,6 +292,58 @@ public class NatsIOReadTest {
       consumers = connection.jetStreamManagement().getConsumerNames("tidy");
     }
     assertThat(consumers, empty());
+  }
+
+  @Test
+  public void readReportsMessageAndByteCountersAndLineage() throws Exception {
+    createStream(connection, "metered", "metered.>");
+    publish(connection, "metered.x", 1_000); // Payloads "m0".."m999": 10×2 + 90×3 + 900×4 = 3,890 bytes.
+    pipeline.apply(read("metered").withStopAtEndOfStream().withSplitSize(300));
+
+    PipelineResult result = pipeline.run();
+    result.waitUntilFinish();
+
+    assertThat(counter(result, "messagesRead/metered"), equalTo(1_000L));
+    assertThat(counter(result, "bytesRead/metered"), equalTo(3_890L));
+    assertThat(Lineage.query(result.metrics(), Lineage.Type.SOURCE).toString(), containsString("metered"));
+  }
+
+  @Test
+  public void parallelSplitsShareOneConnectionPerConfiguration() throws Exception {
+    createStream(connection, "shared", "shared.>");
+    publish(connection, "shared.x", 4_000);
+    int before = NatsConnections.openConnections();
+
+    PCollection<Long> count = pipeline.apply(read("shared").withStopAtEndOfStream().withSplitSize(200)).apply(Count.globally());
+    PAssert.thatSingleton(count).isEqualTo(4_000L);
+    pipeline.run().waitUntilFinish();
+
+    assertThat(NatsConnections.openConnections() - before <= 1, is(true));
+  }
+
+  private static long counter(PipelineResult result, String name) {
+    MetricQueryResults metrics =
+        result.metrics().queryMetrics(MetricsFilter.builder().addNameFilter(MetricNameFilter.named("NatsIO", name)).build());
+    long total = 0;
+    for (MetricResult<Long> counter : metrics.getCounters()) {
+      total += counter.getAttempted();
+    }
+    return total;
+  }
+
+  @Test
+  public void sizeIsRemainingSequencesTimesAverageMessageBytes() throws Exception {
+    createStream(connection, "sized", "sized.>");
+    publish(connection, "sized.x", 100);
+    long streamBytes = connection.jetStreamManagement().getStreamInfo("sized").getStreamState().getByteCount();
+    ReadFromJetStreamDoFn fn = ReadFromJetStreamDoFn.create(read("sized").withStopAtEndOfStream().toReadSourceDescriptors());
+    NatsSourceDescriptor descriptor = NatsSourceDescriptor.of("sized").withStopAtEndOfStream();
+    try {
+      assertThat(fn.initialRestriction(descriptor), equalTo(new OffsetRange(1, 101)));
+      assertThat(fn.getSize(descriptor, new OffsetRange(51, 101)), equalTo(streamBytes / 2.0));
+    } finally {
+      fn.teardown();
+    }
   }
 
   @Test
