@@ -5,6 +5,8 @@ import io.nats.client.JetStreamManagement;
 import io.nats.client.Nats;
 import io.nats.client.Options;
 import io.nats.client.api.ClusterInfo;
+import io.nats.client.api.StorageType;
+import io.nats.client.api.StreamConfiguration;
 import io.nats.client.api.StreamInfo;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -21,12 +23,13 @@ import org.junit.rules.ExternalResource;
  *
  * <p>Each node is a {@link NatsTestServer} with its own client port, cluster port and store
  * directory; every node routes to every other. Ports are chosen up front (routes must name them)
- * by asking the OS for free ones. {@link #start()} returns once a client can make JetStream calls,
- * which needs an elected meta leader. {@link #kill(int)} and {@link #restart(int)} act on one node
+ * by asking the OS for free ones. {@link #start()} returns once the cluster can place a stream on
+ * every node (a meta leader alone is not enough). {@link #kill(int)} and {@link #restart(int)} act on one node
  * so tests can take down a stream leader mid-read.
  */
 public final class NatsTestCluster extends ExternalResource implements AutoCloseable {
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(60);
+  private static final String READY_PROBE = "natsio_cluster_ready_probe";
 
   private final List<NatsTestServer> nodes = new ArrayList<>();
 
@@ -126,7 +129,7 @@ public final class NatsTestCluster extends ExternalResource implements AutoClose
     }
   }
 
-  /** Polls until a client connected to the cluster gets an answer from the JetStream API. */
+  /** Polls until the cluster can place a stream replicated on every node. */
   public void awaitJetStream() {
     long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
     Exception last = null;
@@ -134,6 +137,10 @@ public final class NatsTestCluster extends ExternalResource implements AutoClose
       try (Connection connection = Nats.connect(clientOptions().maxReconnects(0).build())) {
         JetStreamManagement jsm = connection.jetStreamManagement();
         jsm.getAccountStatistics();
+        // A meta leader can answer before every node has joined; placing a stream on all of them proves they have.
+        jsm.addStream(
+            StreamConfiguration.builder().name(READY_PROBE).subjects(READY_PROBE).replicas(nodes.size()).storageType(StorageType.Memory).build());
+        jsm.deleteStream(READY_PROBE);
         return;
       } catch (Exception e) {
         last = e;
