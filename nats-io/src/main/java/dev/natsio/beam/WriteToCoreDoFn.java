@@ -1,6 +1,10 @@
 package dev.natsio.beam;
 
+import io.nats.client.Connection;
 import java.time.Duration;
+import java.util.Collections;
+import java.util.Map;
+import java.util.WeakHashMap;
 import java.util.concurrent.TimeoutException;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
@@ -22,6 +26,10 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * Core writes are at-least-once to the server and at-most-once to a subscriber that is not
  * connected at that moment.
  *
+ * <p>Flushes are serialized per shared connection (see FLUSH_LOCKS); a flush covers
+ * everything published on the connection before it, so waiting behind another bundle's flush costs
+ * little.
+ *
  * <h3>Refusals</h3>
  *
  * <p>A message jnats refuses before sending (a payload over the server's max_payload, a subject or
@@ -37,6 +45,12 @@ import org.checkerframework.checker.nullness.qual.Nullable;
 class WriteToCoreDoFn extends DoFn<NatsMessage, NatsPublishResult> {
   static final Duration FLUSH_TIMEOUT = Duration.ofSeconds(30);
   private static final String METRICS_NAMESPACE = "NatsIO";
+  /**
+   * One flush at a time per shared connection: each flush is a PING, and jnats takes more than
+   * two unanswered PINGs (its maxPingsOut) for a stale connection and reconnects, dropping what it
+   * had buffered. Many DoFn instances finishing bundles at once on one connection did exactly that.
+   */
+  private static final Map<Connection, Object> FLUSH_LOCKS = Collections.synchronizedMap(new WeakHashMap<>());
 
   private final NatsIO.ConnectionConfiguration configuration;
   private final SerializableFunction<NatsMessage, String> subjectFn;
@@ -94,8 +108,11 @@ class WriteToCoreDoFn extends DoFn<NatsMessage, NatsPublishResult> {
     if (!publishedInBundle) {
       return;
     }
+    Connection connection = lease.connection();
     try {
-      lease.connection().flush(FLUSH_TIMEOUT);
+      synchronized (FLUSH_LOCKS.computeIfAbsent(connection, c -> new Object())) {
+        connection.flush(FLUSH_TIMEOUT);
+      }
     } catch (TimeoutException | IllegalStateException e) {
       throw new NatsIOException(
           "NATS at " + configuration.displayServers() + " did not confirm receiving this bundle's Core publishes within "
