@@ -52,7 +52,7 @@ import org.slf4j.LoggerFactory;
  *
  * <h3>Retries</h3>
  *
- * <p>A publish that times out (jnats gives up on an acknowledgement after several seconds), or
+ * <p>A publish not acknowledged within {@link #PUBLISH_TIMEOUT_MILLIS}, failed by jnats, or that
  * cannot even be queued because the connection is down, has an unknown outcome: the server may
  * have stored it. The window is then drained, and every publish that failed this way is sent again,
  * in its original order and with the same {@code Nats-Msg-Id}, after a backoff that grows from
@@ -86,8 +86,11 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
   static final int MAX_ATTEMPTS = 10;
   static final long FIRST_BACKOFF_MILLIS = 250;
   static final long MAX_BACKOFF_MILLIS = 5_000;
-  /** jnats times a publish out by itself; this only guards against a future it never completes. */
-  private static final long ACK_WAIT_CAP_SECONDS = 120;
+  /**
+   * How long a publish may go unacknowledged before it is sent again. jnats times requests out by
+   * itself, but only on a cleanup timer that runs every 5 s: its publishes fail 5 to 10 s late.
+   */
+  static final long PUBLISH_TIMEOUT_MILLIS = 5_000;
   private static final long RECONNECT_WAIT_MILLIS = 10_000;
   private static final long STREAM_LOOKUP_TTL_MILLIS = 1_000;
   /** Server errors that say JetStream is briefly unavailable, not that the message is wrong. */
@@ -215,6 +218,7 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
   /** Sends (or re-sends) a message; leaves {@code future} null if jnats refused it outright. */
   private void publish(Pending pending) {
     pending.attempts++;
+    pending.deadlineNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(PUBLISH_TIMEOUT_MILLIS);
     try {
       pending.future = pending.options == null
           ? jetStream.publishAsync(pending.outgoing)
@@ -290,14 +294,17 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
   private boolean settle(Pending pending) {
     Throwable error;
     try {
-      PublishAck ack = pending.future.get(ACK_WAIT_CAP_SECONDS, TimeUnit.SECONDS);
+      long remaining = Math.max(0, pending.deadlineNanos - System.nanoTime());
+      PublishAck ack = pending.future.get(remaining, TimeUnit.NANOSECONDS);
       acknowledge(pending, ack);
       return true;
     } catch (ExecutionException e) {
       error = unwrap(e.getCause());
-    } catch (CancellationException | TimeoutException e) {
-      pending.future.cancel(false);
+    } catch (CancellationException e) {
       error = e;
+    } catch (TimeoutException e) {
+      pending.future.cancel(false);
+      error = new TimeoutException("no acknowledgement within " + PUBLISH_TIMEOUT_MILLIS + " ms");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new NatsIOException("Interrupted while waiting for JetStream to acknowledge a publish", e);
@@ -412,6 +419,7 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
     final @Nullable PublishOptions options;
     @Nullable CompletableFuture<PublishAck> future;
     int attempts;
+    long deadlineNanos;
     @Nullable Throwable lastError;
 
     Pending(NatsMessage message, String subject, @Nullable String messageId, Instant timestamp, BoundedWindow window,

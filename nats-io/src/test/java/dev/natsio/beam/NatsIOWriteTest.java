@@ -203,7 +203,8 @@ public class NatsIOWriteTest {
 
       long storedAtKill = awaitStored(local, "survivor", count / 5, 60_000);
       server.kill();
-      Thread.sleep(1_000);
+      // Down for longer than the publish timeout: publishes sent meanwhile must time out and be retried.
+      Thread.sleep(WriteToJetStreamDoFn.PUBLISH_TIMEOUT_MILLIS + 1_000);
       server.restart();
       PipelineResult.State state = result.waitUntilFinish(org.joda.time.Duration.standardMinutes(3));
 
