@@ -93,10 +93,10 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
   static final long PUBLISH_TIMEOUT_MILLIS = 5_000;
   private static final long RECONNECT_WAIT_MILLIS = 10_000;
   private static final long STREAM_LOOKUP_TTL_MILLIS = 1_000;
-  /** Server errors that say JetStream is briefly unavailable, not that the message is wrong. */
+  /** Server errors about the server, not the message: retried, and never sent to the error handler. */
   private static final Set<Integer> TRANSIENT_API_ERRORS = Set.of(
       10008, // JetStream system temporarily unavailable (cluster without a leader)
-      10023); // insufficient resources, e.g. a store still recovering
+      10023); // insufficient resources (the server's storage or memory limits are reached)
   private static final String METRICS_NAMESPACE = "NatsIO";
 
   private final NatsIO.ConnectionConfiguration configuration;
