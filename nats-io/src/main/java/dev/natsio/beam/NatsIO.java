@@ -6,22 +6,35 @@ import com.google.auto.value.AutoValue;
 import io.nats.client.Options;
 import java.io.Serializable;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.Impulse;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.SerializableFunction;
 import org.apache.beam.sdk.transforms.display.DisplayData;
+import org.apache.beam.sdk.transforms.errorhandling.BadRecord;
+import org.apache.beam.sdk.transforms.errorhandling.BadRecordRouter;
+import org.apache.beam.sdk.transforms.errorhandling.ErrorHandler;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.PInput;
+import org.apache.beam.sdk.values.POutput;
+import org.apache.beam.sdk.values.PValue;
+import org.apache.beam.sdk.values.TupleTag;
+import org.apache.beam.sdk.values.TupleTagList;
 import org.apache.beam.sdk.values.TypeDescriptor;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
 
 /**
- * Apache Beam I/O for NATS: read JetStream streams in a pipeline.
+ * Apache Beam I/O for NATS: read JetStream streams in a pipeline, and write messages to NATS.
  *
  * <h2>Reading a JetStream stream</h2>
  *
@@ -46,6 +59,29 @@ import org.joda.time.Instant;
  *
  * <p>To read many streams or subject partitions found at run time, apply {@link
  * #readSourceDescriptors()} to a {@code PCollection<NatsSourceDescriptor>}.
+ *
+ * <h2>Writing</h2>
+ *
+ * <pre>{@code
+ * WriteResult written = messages.apply(
+ *     NatsIO.write()
+ *         .withServers("nats://localhost:4222")
+ *         .withJetStream()                                        // default: Core NATS
+ *         .withMessageIdFn(m -> m.getStream() + ":" + m.getSequence())
+ *         .withBadRecordErrorHandler(errorHandler));              // optional
+ * PCollection<NatsPublishResult> stored = written.getPublishResults();
+ * }</pre>
+ *
+ * <p>Each message goes to its own subject unless {@link Write#withSubject} (one subject for all)
+ * or {@link Write#withSubjectFn} says otherwise; its headers are published with it. With {@link
+ * Write#withJetStream()} every message is published asynchronously, at most {@link
+ * Write#withMaxInFlight} (default 4,096) awaiting acknowledgement per worker thread, and every
+ * acknowledgement is awaited before a bundle completes; timed-out publishes are retried with the
+ * same message id. With {@link Write#withMessageIdFn} the stream stores each message once even
+ * when the runner retries a bundle, as long as the retry comes within the stream's duplicate window
+ * (2 minutes by default). A Core write only flushes each bundle to the server: Core NATS confirms
+ * no delivery, and its publish results are empty. Messages NATS refuses fail the pipeline with a
+ * {@link NatsIOException}, or go to {@link Write#withBadRecordErrorHandler}.
  *
  * <h2>Connections</h2>
  *
@@ -619,6 +655,257 @@ public final class NatsIO {
 
       abstract ReadSourceDescriptors build();
     }
+  }
+
+  // ---- Write -----------------------------------------------------------------------------------
+
+  /** JetStream publishes each writer instance keeps unacknowledged, at most (see {@link Write#withMaxInFlight}). */
+  static final int DEFAULT_MAX_IN_FLIGHT = 4_096;
+
+  /** A write of {@code PCollection<NatsMessage>} to NATS: configure it with {@code withServers}. */
+  public static Write write() {
+    return new AutoValue_NatsIO_Write.Builder()
+        .setJetStream(false)
+        .setMaxInFlight(DEFAULT_MAX_IN_FLIGHT)
+        .build();
+  }
+
+  /**
+   * A {@link PTransform} that publishes every {@link NatsMessage} of its input to NATS, on Core
+   * NATS by default or to JetStream with {@link #withJetStream()}. See {@link NatsIO}.
+   */
+  @AutoValue
+  public abstract static class Write extends PTransform<PCollection<NatsMessage>, WriteResult> {
+    abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
+
+    abstract @Nullable String getSubject();
+
+    abstract @Nullable SerializableFunction<NatsMessage, String> getSubjectFn();
+
+    abstract boolean isJetStream();
+
+    abstract @Nullable SerializableFunction<NatsMessage, String> getMessageIdFn();
+
+    abstract @Nullable String getExpectedStream();
+
+    abstract int getMaxInFlight();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
+
+    abstract Builder toBuilder();
+
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
+    public Write withServers(String servers) {
+      ConnectionConfiguration current = getConnectionConfiguration();
+      return withConnectionConfiguration(
+          current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
+    }
+
+    public Write withConnectionConfiguration(ConnectionConfiguration configuration) {
+      return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
+    }
+
+    /**
+     * Publishes every message to {@code subject}, whatever subject the message carries. Without it
+     * (or {@link #withSubjectFn}) each message goes to its own {@link NatsMessage#getSubject()}.
+     */
+    public Write withSubject(String subject) {
+      return toBuilder().setSubject(requireNonNull(subject, "subject")).build();
+    }
+
+    /**
+     * Publishes each message to the subject {@code subjectFn} gives for it. A message for which it
+     * returns null or an empty subject, or throws, is a bad record.
+     */
+    public Write withSubjectFn(SerializableFunction<NatsMessage, String> subjectFn) {
+      return toBuilder().setSubjectFn(requireNonNull(subjectFn, "subjectFn")).build();
+    }
+
+    /**
+     * Publishes to JetStream and waits for the server to store each message; the result's {@link
+     * WriteResult#getPublishResults()} holds each message's stream and sequence. Without it the
+     * write uses Core NATS, which confirms nothing.
+     */
+    public Write withJetStream() {
+      return toBuilder().setJetStream(true).build();
+    }
+
+    /**
+     * Sets each message's {@code Nats-Msg-Id} header to {@code messageIdFn(message)} (JetStream
+     * only), replacing any id the message carries. The stream stores a message whose id it has
+     * seen within its duplicate window (2 minutes by default) only once, so runner retries and
+     * re-runs of the same elements do not store duplicates. The id must be a deterministic function
+     * of the element, such as {@code m -> m.getStream() + ":" + m.getSequence()} for a message read
+     * from a stream; null publishes the message without an id.
+     */
+    public Write withMessageIdFn(SerializableFunction<NatsMessage, String> messageIdFn) {
+      return toBuilder().setMessageIdFn(requireNonNull(messageIdFn, "messageIdFn")).build();
+    }
+
+    /**
+     * Refuses any publish that would be stored in a stream other than {@code stream} (JetStream
+     * only): the server checks it and the message goes to the bad-record handler.
+     */
+    public Write withExpectedStream(String stream) {
+      return toBuilder().setExpectedStream(requireNonNull(stream, "stream")).build();
+    }
+
+    /**
+     * At most this many JetStream publishes per DoFn instance await their acknowledgement (default
+     * 4,096). More is faster up to a point and holds more messages in
+     * memory; every one is awaited before a bundle completes.
+     */
+    public Write withMaxInFlight(int maxInFlight) {
+      return toBuilder().setMaxInFlight(maxInFlight).build();
+    }
+
+    /**
+     * Sends messages NATS refuses (over the server's max_payload, no stream for the subject, a
+     * stream limit with discard-new, a wrong expected stream, a failing subject or id function) to
+     * {@code errorHandler} as {@link BadRecord}s, with the subject and the server's reason, instead
+     * of failing the pipeline. Publishes that time out are retried, not sent here.
+     */
+    public Write withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
+    }
+
+    @Override
+    public WriteResult expand(PCollection<NatsMessage> input) {
+      validate();
+      boolean routeBadRecords = getBadRecordErrorHandler() != null;
+      SerializableFunction<NatsMessage, String> subjects = subjectFunction();
+      DoFn<NatsMessage, NatsPublishResult> fn =
+          isJetStream()
+              ? new WriteToJetStreamDoFn(getConnectionConfiguration(), subjects, getMessageIdFn(), getExpectedStream(),
+                  getMaxInFlight(), routeBadRecords)
+              : new WriteToCoreDoFn(getConnectionConfiguration(), subjects, routeBadRecords);
+      PCollectionTuple outputs =
+          input.apply(isJetStream() ? "Publish to JetStream" : "Publish to NATS",
+              ParDo.of(fn).withOutputTags(WriteResult.PUBLISH_RESULTS, TupleTagList.of(BadRecordRouter.BAD_RECORD_TAG)));
+      PCollection<BadRecord> badRecords =
+          outputs.get(BadRecordRouter.BAD_RECORD_TAG).setCoder(BadRecord.getCoder(input.getPipeline()));
+      if (routeBadRecords) {
+        getBadRecordErrorHandler().addErrorCollection(badRecords);
+      }
+      return new WriteResult(
+          input.getPipeline(), outputs.get(WriteResult.PUBLISH_RESULTS).setCoder(NatsPublishResultCoder.of()));
+    }
+
+    private SerializableFunction<NatsMessage, String> subjectFunction() {
+      if (getSubjectFn() != null) {
+        return getSubjectFn();
+      }
+      String subject = getSubject();
+      return subject != null ? message -> subject : NatsMessage::getSubject;
+    }
+
+    private void validate() {
+      if (getConnectionConfiguration() == null) {
+        throw new IllegalArgumentException(
+            "NatsIO.write() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
+      }
+      if (getSubject() != null && getSubjectFn() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.write() has both withSubject and withSubjectFn: keep one of them.");
+      }
+      if (getSubject() != null && getSubject().isBlank()) {
+        throw new IllegalArgumentException(
+            "NatsIO.write() withSubject(\"" + getSubject() + "\"): the subject is empty; give one like \"orders.eu\".");
+      }
+      if (!isJetStream() && getMessageIdFn() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.write() withMessageIdFn needs withJetStream(): only JetStream deduplicates by message id.");
+      }
+      if (!isJetStream() && getExpectedStream() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.write() withExpectedStream needs withJetStream(): Core NATS publishes are not stored in streams.");
+      }
+      if (getExpectedStream() != null && getExpectedStream().isBlank()) {
+        throw new IllegalArgumentException("NatsIO.write() withExpectedStream has an empty stream name.");
+      }
+      if (getMaxInFlight() < 1) {
+        throw new IllegalArgumentException(
+            "NatsIO.write() withMaxInFlight(" + getMaxInFlight() + ") must be at least 1; the default is "
+                + DEFAULT_MAX_IN_FLIGHT + ".");
+      }
+    }
+
+    @Override
+    public void populateDisplayData(DisplayData.Builder builder) {
+      super.populateDisplayData(builder);
+      if (getConnectionConfiguration() != null) {
+        getConnectionConfiguration().populateDisplayData(builder);
+      }
+      builder.add(DisplayData.item("publishTo", isJetStream() ? "JetStream" : "Core NATS"));
+      builder.addIfNotNull(DisplayData.item("subject", getSubject()).withLabel("NATS subject"));
+      if (getSubjectFn() != null) {
+        builder.add(DisplayData.item("subjectFn", getSubjectFn().getClass()));
+      }
+      if (getMessageIdFn() != null) {
+        builder.add(DisplayData.item("messageIdFn", getMessageIdFn().getClass()));
+      }
+      builder.addIfNotNull(DisplayData.item("expectedStream", getExpectedStream()));
+      if (isJetStream()) {
+        builder.add(DisplayData.item("maxInFlight", getMaxInFlight()));
+      }
+      builder.add(DisplayData.item("badRecordErrorHandler", getBadRecordErrorHandler() != null));
+    }
+
+    @AutoValue.Builder
+    abstract static class Builder {
+      abstract Builder setConnectionConfiguration(ConnectionConfiguration configuration);
+
+      abstract Builder setSubject(@Nullable String subject);
+
+      abstract Builder setSubjectFn(@Nullable SerializableFunction<NatsMessage, String> subjectFn);
+
+      abstract Builder setJetStream(boolean jetStream);
+
+      abstract Builder setMessageIdFn(@Nullable SerializableFunction<NatsMessage, String> messageIdFn);
+
+      abstract Builder setExpectedStream(@Nullable String expectedStream);
+
+      abstract Builder setMaxInFlight(int maxInFlight);
+
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> badRecordErrorHandler);
+
+      abstract Write build();
+    }
+  }
+
+  /**
+   * The output of {@link NatsIO#write()}: {@link #getPublishResults()} holds one {@link
+   * NatsPublishResult} per message JetStream stored (or recognised as a duplicate), in the
+   * message's window. It is empty for a Core write, which the server does not acknowledge.
+   */
+  public static final class WriteResult implements POutput {
+    static final TupleTag<NatsPublishResult> PUBLISH_RESULTS = new TupleTag<NatsPublishResult>() {};
+
+    private final Pipeline pipeline;
+    private final PCollection<NatsPublishResult> publishResults;
+
+    WriteResult(Pipeline pipeline, PCollection<NatsPublishResult> publishResults) {
+      this.pipeline = pipeline;
+      this.publishResults = publishResults;
+    }
+
+    /** One result per message stored by JetStream, output once its bundle's publishes are all acknowledged. */
+    public PCollection<NatsPublishResult> getPublishResults() {
+      return publishResults;
+    }
+
+    @Override
+    public Pipeline getPipeline() {
+      return pipeline;
+    }
+
+    @Override
+    public Map<TupleTag<?>, PValue> expand() {
+      return Collections.singletonMap(PUBLISH_RESULTS, publishResults);
+    }
+
+    @Override
+    public void finishSpecifyingOutput(String transformName, PInput input, PTransform<?, ?> transform) {}
   }
 
   private static void validateTuning(long splitSize, int batchSize) {

@@ -276,6 +276,9 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
           .append("\"\n  key_file: \"").append(settings.certificates.serverKeyPem())
           .append("\"\n  timeout: 5\n}\n");
     }
+    if (settings.maxPayload > 0) {
+      config.append("max_payload: ").append(settings.maxPayload).append('\n');
+    }
     if (settings.clusterBlock != null) {
       config.append(settings.clusterBlock);
     }
@@ -407,6 +410,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     private NKey nkey;
     private TestCertificates certificates;
     private String clusterBlock;
+    private int maxPayload;
 
     private Builder() {}
 
@@ -439,6 +443,12 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     /** Serves TLS with certificates signed by a test CA made for this JVM. */
     public Builder withTls() {
       this.certificates = TestCertificates.shared();
+      return this;
+    }
+
+    /** The largest payload the server accepts, in bytes (the server's default is 1 MB). */
+    public Builder withMaxPayload(int maxPayload) {
+      this.maxPayload = maxPayload;
       return this;
     }
 
