@@ -1,0 +1,33 @@
+package dev.natsio.integration;
+
+import dev.natsio.beam.testing.NatsTestServer;
+import org.apache.beam.runners.direct.DirectOptions;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.options.PipelineOptionsFactory;
+import org.junit.ClassRule;
+import org.junit.Test;
+
+/** The end-to-end scenarios on the Direct runner. */
+public class DirectEndToEndTest {
+  @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
+
+  private static Pipeline pipeline(boolean blockOnRun) {
+    DirectOptions options = PipelineOptionsFactory.create().as(DirectOptions.class);
+    options.setBlockOnRun(blockOnRun);
+    return Pipeline.create(options);
+  }
+
+  /**
+   * 200k messages take minutes on the Direct runner (it checkpoints every 100 outputs), so CI
+   * reads 50k; {@code -Dnatsio.e2e.full=true} runs the full size.
+   */
+  @Test
+  public void backfillReadsEachMessageExactlyOnce() throws Exception {
+    EndToEndScenarios.backfill(SERVER, pipeline(true), Boolean.getBoolean("natsio.e2e.full") ? 200_000 : 50_000);
+  }
+
+  @Test
+  public void liveWindowedCountsAreWrittenBackIncludingTheLastWindowAfterTheStreamGoesQuiet() throws Exception {
+    EndToEndScenarios.liveWindowedCounts(SERVER, () -> pipeline(false));
+  }
+}

@@ -1,0 +1,159 @@
+package dev.natsio.integration;
+
+import static dev.natsio.beam.testing.JetStreamTestData.createStream;
+import static dev.natsio.beam.testing.JetStreamTestData.publish;
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.equalTo;
+
+import dev.natsio.beam.NatsIO;
+import dev.natsio.beam.NatsMessage;
+import dev.natsio.beam.testing.CollectingSink;
+import dev.natsio.beam.testing.JetStreamTestData;
+import dev.natsio.beam.testing.NatsTestServer;
+import dev.natsio.beam.testing.SequenceSummary;
+import io.nats.client.Connection;
+import io.nats.client.JetStreamManagement;
+import io.nats.client.api.MessageInfo;
+import java.nio.charset.StandardCharsets;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.function.Supplier;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.transforms.Count;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.MapElements;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.apache.beam.sdk.transforms.windowing.FixedWindows;
+import org.apache.beam.sdk.transforms.windowing.IntervalWindow;
+import org.apache.beam.sdk.transforms.windowing.Window;
+import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.TypeDescriptors;
+import org.joda.time.Duration;
+
+/**
+ * End-to-end scenarios run on every runner: each test class supplies the pipelines (Direct,
+ * Flink) and a server; the scenario publishes its own data, runs, and compares the exact result
+ * with what it published.
+ */
+final class EndToEndScenarios {
+  static final Duration WINDOW = Duration.standardSeconds(1);
+
+  private EndToEndScenarios() {}
+
+  /**
+   * Scenario 1, backfill: a bounded read of a {@code count}-message stream, split across workers,
+   * outputs each message exactly once.
+   */
+  static void backfill(NatsTestServer server, Pipeline pipeline, int count) throws Exception {
+    String stream = "backfill_" + shortId();
+    try (Connection connection = server.connect()) {
+      createStream(connection, stream, stream + ".>");
+      publish(connection, stream + ".x", count);
+    }
+    String id = "backfill-" + UUID.randomUUID();
+    pipeline
+        .apply(NatsIO.read().withServers(server.url()).withStream(stream).withStopAtEndOfStream().withSplitSize(count / 8))
+        .apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence))
+        .apply(SequenceSummary.globally())
+        .apply(CollectingSink.into(id));
+
+    assertThat(pipeline.run().waitUntilFinish(), equalTo(PipelineResult.State.DONE));
+    assertThat(CollectingSink.collected(id), equalTo(List.of(SequenceSummary.exactlyOnce(1, count))));
+  }
+
+  /**
+   * Scenario 2, live windowed aggregation: an unbounded read, fixed publish-time windows, counts
+   * per subject written back to JetStream with {@code NatsIO.write()}. Every window's count
+   * appears, including the last one, which only the idle watermark can close.
+   */
+  static void liveWindowedCounts(NatsTestServer server, Supplier<Pipeline> streamingPipeline) throws Exception {
+    String clicks = "clicks_" + shortId();
+    String counts = "counts_" + shortId();
+    try (Connection connection = server.connect()) {
+      createStream(connection, clicks, clicks + ".>");
+      createStream(connection, counts, counts);
+    }
+    Pipeline pipeline = streamingPipeline.get();
+    pipeline
+        .apply(NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(Duration.millis(500)))
+        .apply(Window.into(FixedWindows.of(WINDOW)))
+        .apply(MapElements.into(TypeDescriptors.strings()).via(NatsMessage::getSubject))
+        .apply(Count.perElement())
+        .apply(ParDo.of(new WindowCountToMessage(counts)))
+        .apply(NatsIO.write().withServers(server.url()).withJetStream().withMessageIdFn(NatsMessage::getPayloadAsString));
+    PipelineResult result = pipeline.run();
+    try {
+      try (Connection connection = server.connect()) {
+        // Three subjects over about three seconds, so several windows; then the stream goes quiet.
+        for (int batch = 0; batch < 6; batch++) {
+          int size = 20 + batch * 7;
+          publish(connection, i -> clicks + ".page" + (i % 3), size, JetStreamTestData::payload, i -> null);
+          Thread.sleep(500);
+        }
+        Set<String> expected = expectedWindowCounts(connection.jetStreamManagement(), clicks);
+        Set<String> actual = awaitPayloads(connection.jetStreamManagement(), counts, expected.size(), 90_000);
+        Thread.sleep(1_500); // A late duplicate pane would show up here.
+        actual = awaitPayloads(connection.jetStreamManagement(), counts, expected.size(), 0);
+        assertThat(actual, equalTo(expected));
+      }
+    } finally {
+      result.cancel();
+    }
+  }
+
+  /** "subject,windowStartMillis,count" for every window of the stream, computed from what the server stored. */
+  static Set<String> expectedWindowCounts(JetStreamManagement jsm, String stream) throws Exception {
+    long last = jsm.getStreamInfo(stream).getStreamState().getLastSequence();
+    Map<String, Long> counts = new TreeMap<>();
+    for (long sequence = 1; sequence <= last; sequence++) {
+      MessageInfo message = jsm.getMessage(stream, sequence);
+      long millis = message.getTime().toInstant().toEpochMilli();
+      long windowStart = millis - Math.floorMod(millis, WINDOW.getMillis());
+      counts.merge(message.getSubject() + "," + windowStart, 1L, Long::sum);
+    }
+    Set<String> expected = new HashSet<>();
+    counts.forEach((key, count) -> expected.add(key + "," + count));
+    return expected;
+  }
+
+  /** Waits until {@code stream} holds at least {@code count} messages and returns their payloads. */
+  static Set<String> awaitPayloads(JetStreamManagement jsm, String stream, int count, long timeoutMillis) throws Exception {
+    long deadline = System.currentTimeMillis() + timeoutMillis;
+    while (jsm.getStreamInfo(stream).getStreamState().getMsgCount() < count && System.currentTimeMillis() < deadline) {
+      Thread.sleep(200);
+    }
+    long last = jsm.getStreamInfo(stream).getStreamState().getLastSequence();
+    Set<String> payloads = new HashSet<>();
+    for (long sequence = 1; sequence <= last; sequence++) {
+      payloads.add(new String(jsm.getMessage(stream, sequence).getData(), StandardCharsets.UTF_8));
+    }
+    assertThat("messages in " + stream, jsm.getStreamInfo(stream).getStreamState().getMsgCount(), equalTo((long) payloads.size()));
+    return payloads;
+  }
+
+  static String shortId() {
+    return UUID.randomUUID().toString().substring(0, 8);
+  }
+
+  /** Turns a (subject, count) of one window into the message written back. */
+  static final class WindowCountToMessage extends DoFn<KV<String, Long>, NatsMessage> {
+    private final String subject;
+
+    WindowCountToMessage(String subject) {
+      this.subject = subject;
+    }
+
+    @ProcessElement
+    public void process(@Element KV<String, Long> count, BoundedWindow window, OutputReceiver<NatsMessage> out) {
+      long start = ((IntervalWindow) window).start().getMillis();
+      String payload = count.getKey() + "," + start + "," + count.getValue();
+      out.output(NatsMessage.create(subject, payload.getBytes(StandardCharsets.UTF_8)));
+    }
+  }
+}
