@@ -9,7 +9,6 @@ import dev.natsio.beam.NatsIO;
 import dev.natsio.beam.NatsMessage;
 import dev.natsio.beam.testing.CollectingSink;
 import dev.natsio.beam.testing.NatsTestServer;
-import dev.natsio.beam.testing.SequenceSummary;
 import io.nats.client.Connection;
 import java.util.List;
 import java.util.UUID;
@@ -20,30 +19,9 @@ import org.apache.beam.sdk.values.TypeDescriptors;
 import org.junit.ClassRule;
 import org.junit.Test;
 
-/** NatsIO.read() on the real FlinkRunner: bounded in batch mode, unbounded in streaming mode. */
+/** NatsIO.read() on the real FlinkRunner in streaming mode (batch-mode backfill: FlinkEndToEndTest). */
 public class FlinkReadTest {
   @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
-
-  @Test
-  public void boundedReadInBatchModeReadsEachMessageOnceAcrossTwoWorkers() throws Exception {
-    int count = 20_000;
-    try (Connection connection = SERVER.connect()) {
-      createStream(connection, "batch", "batch.>");
-      publish(connection, "batch.x", count);
-    }
-    String id = "flink-batch-" + UUID.randomUUID();
-    Pipeline pipeline = FlinkPipelines.batch(2);
-    pipeline
-        .apply(NatsIO.read().withServers(SERVER.url()).withStream("batch").withStopAtEndOfStream().withSplitSize(2_500))
-        .apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence))
-        .apply(SequenceSummary.globally())
-        .apply(CollectingSink.into(id));
-
-    PipelineResult.State state = pipeline.run().waitUntilFinish();
-
-    assertThat(state, equalTo(PipelineResult.State.DONE));
-    assertThat(CollectingSink.collected(id), equalTo(List.of(SequenceSummary.exactlyOnce(1, count))));
-  }
 
   @Test
   public void unboundedReadInStreamingModeFollowsNewMessages() throws Exception {
