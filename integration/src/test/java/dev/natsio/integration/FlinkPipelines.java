@@ -34,7 +34,6 @@ final class FlinkPipelines {
     options.setFlinkMaster("[local]");
     options.setParallelism(parallelism);
     options.setMaxParallelism(Math.max(parallelism, 2));
-    options.setShutdownSourcesAfterIdleMs(0L);
     return options;
   }
 }
