@@ -3,10 +3,18 @@ package dev.natsio.beam;
 import static java.util.Objects.requireNonNull;
 
 import com.google.auto.value.AutoValue;
+import io.nats.client.AuthHandler;
+import io.nats.client.JetStreamOptions;
+import io.nats.client.NKey;
+import io.nats.client.Nats;
 import io.nats.client.Options;
+import java.io.IOException;
 import java.io.Serializable;
+import java.security.GeneralSecurityException;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import javax.net.ssl.SSLContext;
 import org.apache.beam.sdk.transforms.Impulse;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -49,10 +57,26 @@ import org.joda.time.Instant;
  *
  * <h2>Connections</h2>
  *
- * <p>{@code withServers(...)} is the short form of {@link ConnectionConfiguration}. Each worker
- * JVM shares one connection per configuration across all bundles and DoFn instances. Credentials
- * in a server URL ({@code nats://user:pass@host}) are accepted, and kept out of display data, logs
- * and error messages.
+ * <p>{@code withServers(...)} is the short form of {@link ConnectionConfiguration}, which also
+ * holds authentication (user and password, token, nkey seed, credentials file), TLS (trust store
+ * or CA PEM, client key store or PEM certificate and key; the server's certificate and host name are
+ * always verified) and a JetStream domain or API prefix:
+ *
+ * <pre>{@code
+ * NatsIO.read()
+ *     .withConnectionConfiguration(
+ *         NatsIO.ConnectionConfiguration.create("tls://nats.example.com:4222")
+ *             .withCredentialsFile("/etc/nats/reader.creds")
+ *             .withCaCertificate("/etc/nats/ca.pem"))
+ *     .withStream("orders");
+ * }</pre>
+ *
+ * <p>Each worker JVM shares one connection per configuration across all bundles and DoFn
+ * instances. Credentials in a server URL ({@code nats://user:pass@host}) are accepted. No password,
+ * token, seed or store password appears in display data, {@code toString()}, logs or error
+ * messages. A wrong credential, an untrusted certificate or an unreachable server fails the
+ * pipeline with a {@link NatsIOException} naming the servers and the cause, within the connect
+ * timeout.
  */
 public final class NatsIO {
   private NatsIO() {}
@@ -97,8 +121,26 @@ public final class NatsIO {
   // ---- ConnectionConfiguration -----------------------------------------------------------------
 
   /**
-   * How to reach NATS: servers and connection settings, shared by reads and writes.
-   * Serializable, and safe to display: {@link #toString()} and display data never show secrets.
+   * How to reach NATS: servers, authentication, TLS and JetStream domain, shared by reads and writes.
+   *
+   * <p>Authentication is one of: user and password ({@link #withUsernamePassword}, or {@code
+   * nats://user:pass@host} in the URL), a token ({@link #withToken}), an nkey seed ({@link
+   * #withNKeySeed}), or a credentials file holding a user JWT and its seed ({@link
+   * #withCredentialsFile}).
+   *
+   * <p>TLS is used when a URL says {@code tls://} or any TLS option is set. The server's certificate
+   * is always verified: against a trust store ({@link #withTrustStore}), a PEM file of CA
+   * certificates ({@link #withCaCertificate}), or by default the JVM's trust store; and its host
+   * name is checked against the URL (which jnats alone does not do) unless {@link
+   * #withoutTlsHostnameVerification()}. A client certificate for servers that verify clients comes
+   * from a key store ({@link #withKeyStore}) or PEM files ({@link #withClientCertificate}). There is
+   * deliberately no way to skip certificate verification; {@code opentls://} URLs are refused.
+   *
+   * <p>Files (credentials, stores, PEM) are read by each worker when it connects, so they must exist
+   * at the same path on every worker.
+   *
+   * <p>Serializable, and safe to display: {@link #toString()}, display data and NatsIO's log lines
+   * and error messages never show a password, token, seed or store password.
    */
   @AutoValue
   public abstract static class ConnectionConfiguration implements Serializable {
@@ -113,6 +155,39 @@ public final class NatsIO {
 
     abstract @Nullable String getToken();
 
+    abstract @Nullable String getNKeySeed();
+
+    /** Path of a NATS credentials file (user JWT and nkey seed), read on each worker. */
+    public abstract @Nullable String getCredentialsFile();
+
+    public abstract @Nullable String getTrustStorePath();
+
+    abstract @Nullable String getTrustStorePassword();
+
+    public abstract @Nullable String getTrustStoreType();
+
+    public abstract @Nullable String getKeyStorePath();
+
+    abstract @Nullable String getKeyStorePassword();
+
+    public abstract @Nullable String getKeyStoreType();
+
+    /** Path of a PEM file of CA certificates the server's certificate must chain to. */
+    public abstract @Nullable String getCaCertificateFile();
+
+    /** Path of the PEM client certificate (chain) presented to servers that verify clients. */
+    public abstract @Nullable String getClientCertificateFile();
+
+    /** Path of the PEM private key of the client certificate. */
+    public abstract @Nullable String getClientKeyFile();
+
+    /** Whether TLS also checks that the server's certificate names the host connected to (default true). */
+    public abstract boolean getTlsHostnameVerification();
+
+    public abstract @Nullable String getJetStreamDomain();
+
+    public abstract @Nullable String getJetStreamApiPrefix();
+
     public abstract @Nullable String getConnectionName();
 
     public abstract Duration getConnectTimeout();
@@ -125,32 +200,125 @@ public final class NatsIO {
 
     /** Connects to {@code servers} (comma-separated URLs), reconnecting forever on loss. */
     public static ConnectionConfiguration create(String servers) {
-      requireNonNull(servers, "servers");
-      if (NatsUrls.split(servers).isEmpty()) {
-        throw new IllegalArgumentException("NatsIO needs at least one server URL, e.g. \"nats://localhost:4222\"; got \"" + servers + "\"");
-      }
       return new AutoValue_NatsIO_ConnectionConfiguration.Builder()
-          .setServers(servers)
+          .setServers(checkServers(servers))
+          .setTlsHostnameVerification(true)
           .setConnectTimeout(Duration.standardSeconds(5))
           .setReconnectWait(Duration.millis(250))
           .setMaxReconnects(-1)
           .build();
     }
 
+    private static String checkServers(String servers) {
+      requireNonNull(servers, "servers");
+      List<String> urls = NatsUrls.withoutCredentials(servers);
+      if (urls.isEmpty()) {
+        throw new IllegalArgumentException(
+            "NatsIO needs at least one server URL, e.g. \"nats://localhost:4222\"; got \"" + NatsUrls.redact(servers) + "\"");
+      }
+      for (String url : urls) {
+        if (url.toLowerCase(java.util.Locale.ROOT).startsWith("opentls://")) {
+          throw new IllegalArgumentException(
+              "NatsIO refuses " + url + ": opentls:// accepts any server certificate. Use tls:// and give the server's CA "
+                  + "with withCaCertificate(...) or withTrustStore(...).");
+        }
+      }
+      return servers;
+    }
+
     public ConnectionConfiguration withServers(String servers) {
-      return create(servers).toBuilder()
-          .setUsername(getUsername()).setPassword(getPassword()).setToken(getToken())
-          .setConnectionName(getConnectionName()).setConnectTimeout(getConnectTimeout())
-          .setReconnectWait(getReconnectWait()).setMaxReconnects(getMaxReconnects())
-          .build();
+      return toBuilder().setServers(checkServers(servers)).build();
     }
 
     public ConnectionConfiguration withUsernamePassword(String username, String password) {
-      return toBuilder().setUsername(requireNonNull(username)).setPassword(requireNonNull(password)).build();
+      return toBuilder().setUsername(requireNonNull(username, "username")).setPassword(requireNonNull(password, "password")).build();
     }
 
     public ConnectionConfiguration withToken(String token) {
-      return toBuilder().setToken(requireNonNull(token)).build();
+      return toBuilder().setToken(requireNonNull(token, "token")).build();
+    }
+
+    /**
+     * Authenticates with an nkey: the user seed (it starts with {@code SU}) signs the server's
+     * challenge; only its public key is sent.
+     */
+    public ConnectionConfiguration withNKeySeed(String seed) {
+      requireNonNull(seed, "seed");
+      NKey key;
+      try {
+        key = NKey.fromSeed(seed.toCharArray());
+      } catch (RuntimeException e) {
+        // The seed is not quoted: a malformed secret is still a secret.
+        throw new IllegalArgumentException("withNKeySeed(...) was not given a valid NATS nkey seed (a user seed starts with \"SU\").");
+      }
+      if (key.getType() != NKey.Type.USER) {
+        throw new IllegalArgumentException(
+            "withNKeySeed(...) was given a " + key.getType() + " seed; a client authenticates with a USER seed (it starts with \"SU\").");
+      }
+      return toBuilder().setNKeySeed(seed).build();
+    }
+
+    /**
+     * Authenticates with a NATS credentials file ({@code .creds}: a user JWT and its nkey seed), as
+     * {@code nsc} writes for servers in operator (decentralized JWT) mode. The file is read at each
+     * connect, on the worker.
+     */
+    public ConnectionConfiguration withCredentialsFile(String path) {
+      return toBuilder().setCredentialsFile(requireNonNull(path, "path")).build();
+    }
+
+    /** Trusts the CA certificates in this key store (type: the JVM default, PKCS12 on Java 17). */
+    public ConnectionConfiguration withTrustStore(String path, String password) {
+      return withTrustStore(path, password, null);
+    }
+
+    /** Trusts the CA certificates in this key store of the given type ({@code "PKCS12"}, {@code "JKS"}). */
+    public ConnectionConfiguration withTrustStore(String path, @Nullable String password, @Nullable String type) {
+      return toBuilder().setTrustStorePath(requireNonNull(path, "path")).setTrustStorePassword(password).setTrustStoreType(type).build();
+    }
+
+    /** Presents the key and certificate in this key store to servers that verify clients. */
+    public ConnectionConfiguration withKeyStore(String path, String password) {
+      return withKeyStore(path, password, null);
+    }
+
+    /** As {@link #withKeyStore(String, String)}, for a store of the given type. */
+    public ConnectionConfiguration withKeyStore(String path, String password, @Nullable String type) {
+      return toBuilder().setKeyStorePath(requireNonNull(path, "path")).setKeyStorePassword(requireNonNull(password, "password")).setKeyStoreType(type).build();
+    }
+
+    /** Trusts the CA certificates in this PEM file. */
+    public ConnectionConfiguration withCaCertificate(String pemPath) {
+      return toBuilder().setCaCertificateFile(requireNonNull(pemPath, "pemPath")).build();
+    }
+
+    /**
+     * Presents this PEM certificate (chain) and unencrypted PEM private key (PKCS#8, or PKCS#1 RSA) to
+     * servers that verify clients.
+     */
+    public ConnectionConfiguration withClientCertificate(String certificatePemPath, String keyPemPath) {
+      return toBuilder()
+          .setClientCertificateFile(requireNonNull(certificatePemPath, "certificatePemPath"))
+          .setClientKeyFile(requireNonNull(keyPemPath, "keyPemPath"))
+          .build();
+    }
+
+    /**
+     * Keeps checking the server's certificate chain but no longer that it names the host in the URL.
+     * For clusters whose servers advertise addresses (often IPs) their certificates do not list.
+     */
+    public ConnectionConfiguration withoutTlsHostnameVerification() {
+      return toBuilder().setTlsHostnameVerification(false).build();
+    }
+
+    /** Uses JetStream in this domain (e.g. a leaf node's hub): API subjects {@code $JS.<domain>.API.>}. */
+    public ConnectionConfiguration withJetStreamDomain(String domain) {
+      return toBuilder().setJetStreamDomain(requireNonNull(domain, "domain")).build();
+    }
+
+    /** Uses JetStream through this API prefix instead of {@code $JS.API} (an account import, for example). */
+    public ConnectionConfiguration withJetStreamApiPrefix(String prefix) {
+      return toBuilder().setJetStreamApiPrefix(requireNonNull(prefix, "prefix")).build();
     }
 
     /** The name the server shows for this client's connections. */
@@ -172,53 +340,170 @@ public final class NatsIO {
       return toBuilder().setMaxReconnects(maxReconnects).build();
     }
 
+    /** Throws when options that exclude each other are combined; called when a transform expands. */
+    void validate() {
+      String urlUserInfo = NatsUrls.userInfo(getServers());
+      int auths = (getUsername() != null ? 1 : 0) + (getToken() != null ? 1 : 0) + (getNKeySeed() != null ? 1 : 0)
+          + (getCredentialsFile() != null ? 1 : 0) + (urlUserInfo != null && getUsername() == null && getToken() == null ? 1 : 0);
+      if (auths > 1) {
+        throw new IllegalArgumentException(
+            "NatsIO connection to " + displayServers() + " has more than one kind of authentication ("
+                + String.join(", ", authKinds()) + "): keep one of them.");
+      }
+      if (getTrustStorePath() != null && getCaCertificateFile() != null) {
+        throw new IllegalArgumentException("NatsIO connection has both withTrustStore and withCaCertificate: keep one of them.");
+      }
+      if (getKeyStorePath() != null && getClientCertificateFile() != null) {
+        throw new IllegalArgumentException("NatsIO connection has both withKeyStore and withClientCertificate: keep one of them.");
+      }
+      if (getJetStreamDomain() != null && getJetStreamApiPrefix() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO connection has both withJetStreamDomain and withJetStreamApiPrefix: a domain is a prefix ($JS.<domain>.API); keep one.");
+      }
+    }
+
+    private List<String> authKinds() {
+      List<String> kinds = new ArrayList<>();
+      if (getUsername() != null) {
+        kinds.add("user/password");
+      }
+      if (getToken() != null) {
+        kinds.add("token");
+      }
+      if (getNKeySeed() != null) {
+        kinds.add("nkey");
+      }
+      if (getCredentialsFile() != null) {
+        kinds.add("credentials file");
+      }
+      if (NatsUrls.userInfo(getServers()) != null) {
+        kinds.add("credentials in the URL");
+      }
+      return kinds;
+    }
+
+    /** True when any trust or identity option is set; TLS is then used (a {@code tls://} URL also turns it on). */
+    boolean hasTlsMaterial() {
+      return getTrustStorePath() != null || getKeyStorePath() != null || getCaCertificateFile() != null || getClientCertificateFile() != null;
+    }
+
+    private boolean hasSecrets() {
+      return getPassword() != null || getToken() != null || getNKeySeed() != null
+          || getTrustStorePassword() != null || getKeyStorePassword() != null || NatsUrls.userInfo(getServers()) != null;
+    }
+
     /** The servers with any embedded credentials removed. */
     String displayServers() {
       return NatsUrls.redact(getServers());
     }
 
-    /** jnats options for this configuration; the URLs handed over carry no credentials. */
-    Options toOptions() {
+    /** JetStream options for the configured domain or API prefix; every JetStream call uses them. */
+    JetStreamOptions jetStreamOptions() {
+      JetStreamOptions.Builder options = new JetStreamOptions.Builder();
+      if (getJetStreamDomain() != null) {
+        options.domain(getJetStreamDomain());
+      }
+      if (getJetStreamApiPrefix() != null) {
+        options.prefix(getJetStreamApiPrefix());
+      }
+      return options.build();
+    }
+
+    /**
+     * jnats options for this configuration; the URLs handed over carry no credentials. Builds the TLS
+     * context, so it reads the configured files.
+     */
+    Options toOptions() throws GeneralSecurityException, IOException {
+      return toOptionsBuilder().build();
+    }
+
+    /** As {@link #toOptions()}, for callers that add listeners. */
+    Options.Builder toOptionsBuilder() throws GeneralSecurityException, IOException {
+      List<String> urls = NatsUrls.withoutCredentials(getServers());
       Options.Builder options =
           new Options.Builder()
-              .servers(NatsUrls.withoutCredentials(getServers()).toArray(new String[0]))
+              .servers(urls.toArray(new String[0]))
               .connectionTimeout(java.time.Duration.ofMillis(getConnectTimeout().getMillis()))
               .reconnectWait(java.time.Duration.ofMillis(getReconnectWait().getMillis()))
               .maxReconnects(getMaxReconnects());
       String urlUserInfo = NatsUrls.userInfo(getServers());
       if (getUsername() != null) {
         options.userInfo(getUsername().toCharArray(), getPassword() == null ? new char[0] : getPassword().toCharArray());
+      } else if (getToken() != null) {
+        options.token(getToken().toCharArray());
       } else if (urlUserInfo != null && urlUserInfo.contains(":")) {
         int colon = urlUserInfo.indexOf(':');
         options.userInfo(urlUserInfo.substring(0, colon).toCharArray(), urlUserInfo.substring(colon + 1).toCharArray());
       } else if (urlUserInfo != null) {
         options.token(urlUserInfo.toCharArray());
       }
-      if (getToken() != null) {
-        options.token(getToken().toCharArray());
+      if (getNKeySeed() != null) {
+        options.authHandler(new NKeyAuthHandler(getNKeySeed()));
+      } else if (getCredentialsFile() != null) {
+        options.authHandler(Nats.credentials(getCredentialsFile()));
+      }
+      boolean tlsUrl = false;
+      for (String url : urls) {
+        String lower = url.toLowerCase(java.util.Locale.ROOT);
+        tlsUrl |= lower.startsWith("tls://") || lower.startsWith("wss://");
+      }
+      SSLContext ssl = NatsTls.sslContext(this, tlsUrl);
+      if (ssl != null) {
+        options.sslContext(ssl);
       }
       if (getConnectionName() != null) {
         options.connectionName(getConnectionName());
       }
-      return options.build();
+      return options;
     }
 
     void populateDisplayData(DisplayData.Builder builder) {
       builder.add(DisplayData.item("servers", displayServers()).withLabel("NATS servers"));
       builder.addIfNotNull(DisplayData.item("username", getUsername()).withLabel("NATS user"));
+      builder.addIfNotNull(DisplayData.item("credentialsFile", getCredentialsFile()).withLabel("NATS credentials file"));
+      if (getNKeySeed() != null) {
+        builder.add(DisplayData.item("nkey", "(seed set, hidden)"));
+      }
+      builder.addIfNotNull(DisplayData.item("trustStore", getTrustStorePath()));
+      builder.addIfNotNull(DisplayData.item("keyStore", getKeyStorePath()));
+      builder.addIfNotNull(DisplayData.item("caCertificate", getCaCertificateFile()));
+      builder.addIfNotNull(DisplayData.item("clientCertificate", getClientCertificateFile()));
+      if (!getTlsHostnameVerification()) {
+        builder.add(DisplayData.item("tlsHostnameVerification", false));
+      }
+      builder.addIfNotNull(DisplayData.item("jetStreamDomain", getJetStreamDomain()));
+      builder.addIfNotNull(DisplayData.item("jetStreamApiPrefix", getJetStreamApiPrefix()));
       builder.addIfNotNull(DisplayData.item("connectionName", getConnectionName()));
-      if (getPassword() != null || getToken() != null || NatsUrls.userInfo(getServers()) != null) {
+      if (hasSecrets()) {
         builder.add(DisplayData.item("credentials", "(set, hidden)"));
       }
     }
 
     @Override
     public final String toString() {
-      return "ConnectionConfiguration{servers=" + displayServers()
-          + (getUsername() == null ? "" : ", username=" + getUsername())
-          + (getPassword() == null && getToken() == null ? "" : ", credentials=(hidden)")
-          + (getConnectionName() == null ? "" : ", connectionName=" + getConnectionName())
-          + "}";
+      StringBuilder text = new StringBuilder("ConnectionConfiguration{servers=").append(displayServers());
+      appendIfSet(text, "username", getUsername());
+      appendIfSet(text, "credentialsFile", getCredentialsFile());
+      appendIfSet(text, "trustStore", getTrustStorePath());
+      appendIfSet(text, "keyStore", getKeyStorePath());
+      appendIfSet(text, "caCertificate", getCaCertificateFile());
+      appendIfSet(text, "clientCertificate", getClientCertificateFile());
+      if (!getTlsHostnameVerification()) {
+        text.append(", tlsHostnameVerification=false");
+      }
+      appendIfSet(text, "jetStreamDomain", getJetStreamDomain());
+      appendIfSet(text, "jetStreamApiPrefix", getJetStreamApiPrefix());
+      appendIfSet(text, "connectionName", getConnectionName());
+      if (hasSecrets()) {
+        text.append(", credentials=(hidden)");
+      }
+      return text.append('}').toString();
+    }
+
+    private static void appendIfSet(StringBuilder text, String name, @Nullable String value) {
+      if (value != null) {
+        text.append(", ").append(name).append('=').append(value);
+      }
     }
 
     @AutoValue.Builder
@@ -231,6 +516,34 @@ public final class NatsIO {
 
       abstract Builder setToken(@Nullable String token);
 
+      abstract Builder setNKeySeed(@Nullable String seed);
+
+      abstract Builder setCredentialsFile(@Nullable String path);
+
+      abstract Builder setTrustStorePath(@Nullable String path);
+
+      abstract Builder setTrustStorePassword(@Nullable String password);
+
+      abstract Builder setTrustStoreType(@Nullable String type);
+
+      abstract Builder setKeyStorePath(@Nullable String path);
+
+      abstract Builder setKeyStorePassword(@Nullable String password);
+
+      abstract Builder setKeyStoreType(@Nullable String type);
+
+      abstract Builder setCaCertificateFile(@Nullable String path);
+
+      abstract Builder setClientCertificateFile(@Nullable String path);
+
+      abstract Builder setClientKeyFile(@Nullable String path);
+
+      abstract Builder setTlsHostnameVerification(boolean verify);
+
+      abstract Builder setJetStreamDomain(@Nullable String domain);
+
+      abstract Builder setJetStreamApiPrefix(@Nullable String prefix);
+
       abstract Builder setConnectionName(@Nullable String connectionName);
 
       abstract Builder setConnectTimeout(Duration connectTimeout);
@@ -240,6 +553,47 @@ public final class NatsIO {
       abstract Builder setMaxReconnects(int maxReconnects);
 
       abstract ConnectionConfiguration build();
+    }
+  }
+
+  /**
+   * Answers the server's nkey challenge from a seed. The key is rebuilt from the seed for each
+   * connect (jnats clears key material after use), and nothing of it is logged.
+   */
+  private static final class NKeyAuthHandler implements AuthHandler {
+    private final String seed;
+
+    NKeyAuthHandler(String seed) {
+      this.seed = seed;
+    }
+
+    @Override
+    public byte[] sign(byte[] nonce) {
+      NKey key = NKey.fromSeed(seed.toCharArray());
+      try {
+        return key.sign(nonce);
+      } catch (GeneralSecurityException | IOException e) {
+        throw new IllegalStateException("Could not sign the NATS server's nkey challenge", e);
+      } finally {
+        key.clear();
+      }
+    }
+
+    @Override
+    public char[] getID() {
+      NKey key = NKey.fromSeed(seed.toCharArray());
+      try {
+        return key.getPublicKey();
+      } catch (GeneralSecurityException | IOException e) {
+        throw new IllegalStateException("Could not derive the public nkey from the seed", e);
+      } finally {
+        key.clear();
+      }
+    }
+
+    @Override
+    public char @Nullable [] getJWT() {
+      return null;
     }
   }
 
@@ -379,6 +733,7 @@ public final class NatsIO {
         throw new IllegalArgumentException(
             "NatsIO.read() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
+      getConnectionConfiguration().validate();
       if (getStream() == null || getStream().isBlank()) {
         throw new IllegalArgumentException("NatsIO.read() needs a JetStream stream: call withStream(\"name\").");
       }
@@ -585,6 +940,7 @@ public final class NatsIO {
         throw new IllegalArgumentException(
             "NatsIO.readSourceDescriptors() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
+      getConnectionConfiguration().validate();
       validateTuning(getSplitSize(), getBatchSize());
       return input.apply(ParDo.of(ReadFromJetStreamDoFn.create(this))).setCoder(NatsMessageCoder.of());
     }

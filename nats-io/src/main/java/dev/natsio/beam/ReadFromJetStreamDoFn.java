@@ -482,7 +482,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
   private JetStreamMetadata metadata() {
     if (metadata == null) {
-      metadata = new JetStreamMetadata(lease().connection(), spec.getConnectionConfiguration().displayServers());
+      metadata = new JetStreamMetadata(lease().connection(), spec.getConnectionConfiguration());
     }
     return metadata;
   }
