@@ -55,6 +55,31 @@ import org.joda.time.Instant;
  * <p>To read many streams or subject partitions found at run time, apply {@link
  * #readSourceDescriptors()} to a {@code PCollection<NatsSourceDescriptor>}.
  *
+ * <h2>Reading a Core NATS subject</h2>
+ *
+ * <pre>{@code
+ * PCollection<NatsMessage> ticks = pipeline.apply(
+ *     NatsIO.read()
+ *         .withServers("nats://localhost:4222")
+ *         .withSubject("sensors.>")                  // wildcards allowed
+ *         .withQueueGroup("ingest"));                // optional: share the messages with other members
+ * }</pre>
+ *
+ * <p>A plain subscription, kept open across bundles on each worker: <b>at-most-once</b>. Messages
+ * published while no subscription is open, received beyond the buffer between bundles ({@link
+ * Read#withMaxBufferedMessages}, counted in the {@code NatsIO/coreMessagesDropped} metric and
+ * logged), or buffered on a worker that fails, are lost. Timestamps and the watermark are
+ * processing time; the messages' stream is null and sequence 0. For every message, use a JetStream
+ * stream that captures the subject.
+ *
+ * <h2>Bounding any read</h2>
+ *
+ * <p>{@link Read#withMaxNumRecords} and {@link Read#withMaxReadTime} make a read bounded, JetStream
+ * or Core: it ends after that many messages or that much wall time, or at its stop if that comes
+ * first. The limit applies to the whole read (which is then read as one range, not split) and
+ * survives the runner's checkpoints; with {@link #readSourceDescriptors()} it applies to each
+ * descriptor. Useful for tests, samples and batch jobs over live subjects.
+ *
  * <h2>Connections</h2>
  *
  * <p>{@code withServers(...)} is the short form of {@link ConnectionConfiguration}, which also
@@ -85,11 +110,16 @@ public final class NatsIO {
   static final long DEFAULT_SPLIT_SIZE = 100_000;
   static final int DEFAULT_BATCH_SIZE = 1_000;
   static final Duration DEFAULT_IDLE_WATERMARK_DELAY = Duration.standardSeconds(2);
+  static final int DEFAULT_MAX_BUFFERED_MESSAGES = 10_000;
 
-  /** A JetStream read: configure it with {@code withServers} and {@code withStream}. */
+  /**
+   * A read: configure it with {@code withServers} and either {@code withStream} (JetStream) or
+   * {@code withSubject} (Core NATS).
+   */
   public static Read read() {
     return new AutoValue_NatsIO_Read.Builder()
         .setFilterSubjects(List.of())
+        .setMaxBufferedMessages(DEFAULT_MAX_BUFFERED_MESSAGES)
         .setStopAtEndOfStream(false)
         .setTimestampPolicy(TimestampPolicy.PUBLISH_TIME)
         .setMaxDelay(Duration.ZERO)
@@ -630,6 +660,16 @@ public final class NatsIO {
 
     abstract int getBatchSize();
 
+    abstract @Nullable String getSubject();
+
+    abstract @Nullable String getQueueGroup();
+
+    abstract int getMaxBufferedMessages();
+
+    abstract @Nullable Long getMaxNumRecords();
+
+    abstract @Nullable Duration getMaxReadTime();
+
     abstract Builder toBuilder();
 
     /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
@@ -713,13 +753,69 @@ public final class NatsIO {
       return toBuilder().setBatchSize(batchSize).build();
     }
 
+    /**
+     * Reads a Core NATS subject (wildcards allowed) instead of a stream: an unbounded, at-most-once
+     * read of a plain subscription, with processing-time timestamps. Messages published while no
+     * subscription is open, or beyond the buffer between bundles ({@link
+     * #withMaxBufferedMessages}), are lost; losses from a full buffer are counted in the {@code
+     * NatsIO/coreMessagesDropped} metric and logged. See {@code docs/delivery-modes.md}.
+     */
+    public Read withSubject(String subject) {
+      return toBuilder().setSubject(requireNonNull(subject, "subject")).build();
+    }
+
+    /**
+     * Joins this queue group for a {@link #withSubject} read: each message goes to one member of
+     * the group, so several pipelines (or other NATS clients) share the subject's messages.
+     */
+    public Read withQueueGroup(String queueGroup) {
+      return toBuilder().setQueueGroup(requireNonNull(queueGroup, "queueGroup")).build();
+    }
+
+    /**
+     * For a {@link #withSubject} read: how many received messages each worker holds between
+     * bundles (default 10,000; also at most 64 MiB). Beyond that, new messages are dropped, counted
+     * in {@code NatsIO/coreMessagesDropped} and logged.
+     */
+    public Read withMaxBufferedMessages(int maxBufferedMessages) {
+      return toBuilder().setMaxBufferedMessages(maxBufferedMessages).build();
+    }
+
+    /**
+     * Stops after this many messages: the read becomes bounded. Applies to the whole read (it is
+     * then not split), for JetStream and Core subjects alike; with a stop as well, whichever comes
+     * first ends the read.
+     */
+    public Read withMaxNumRecords(long maxNumRecords) {
+      return toBuilder().setMaxNumRecords(maxNumRecords).build();
+    }
+
+    /**
+     * Stops reading this long after the read starts (wall time): the read becomes bounded. As with
+     * {@link #withMaxNumRecords}, the whole read is one unsplit range, and any stop or record limit
+     * that comes first ends it sooner.
+     */
+    public Read withMaxReadTime(Duration maxReadTime) {
+      return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
+    }
+
     boolean isBounded() {
-      return getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream();
+      return getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream() || hasLimits();
+    }
+
+    boolean hasLimits() {
+      return getMaxNumRecords() != null || getMaxReadTime() != null;
     }
 
     @Override
     public PCollection<NatsMessage> expand(PBegin input) {
       validate();
+      if (getSubject() != null) {
+        return input
+            .apply("Impulse", Impulse.create())
+            .apply("Read subject " + getSubject(), ParDo.of(ReadFromCoreSubjectDoFn.create(this)))
+            .setCoder(NatsMessageCoder.of());
+      }
       NatsSourceDescriptor descriptor = toDescriptor();
       return input
           .apply("Impulse", Impulse.create())
@@ -734,8 +830,18 @@ public final class NatsIO {
             "NatsIO.read() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
       getConnectionConfiguration().validate();
+      validateLimits(getMaxNumRecords(), getMaxReadTime());
+      if (getSubject() != null) {
+        validateCoreRead();
+        return;
+      }
+      if (getQueueGroup() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withQueueGroup applies to Core subject reads: add withSubject(\"subject\"), or drop the queue group.");
+      }
       if (getStream() == null || getStream().isBlank()) {
-        throw new IllegalArgumentException("NatsIO.read() needs a JetStream stream: call withStream(\"name\").");
+        throw new IllegalArgumentException(
+            "NatsIO.read() needs a JetStream stream or a Core subject: call withStream(\"name\") or withSubject(\"subject\").");
       }
       if (getStartSequence() != null && getStartTime() != null) {
         throw new IllegalArgumentException(
@@ -768,6 +874,31 @@ public final class NatsIO {
       validateTuning(getSplitSize(), getBatchSize());
     }
 
+    private void validateCoreRead() {
+      if (getSubject().isBlank()) {
+        throw new IllegalArgumentException("NatsIO.read() withSubject has an empty subject.");
+      }
+      if (getStream() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() has both withStream and withSubject: a read is either a JetStream stream or a Core subject. "
+                + "To read a subject that a stream captures, use withStream(...).withFilterSubjects(subject).");
+      }
+      if (!getFilterSubjects().isEmpty() || getStartSequence() != null || getStartTime() != null
+          || getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream()) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withSubject reads a Core subscription, which has no positions: filter subjects, start and stop "
+                + "options apply to withStream reads only. Bound a Core read with withMaxNumRecords or withMaxReadTime.");
+      }
+      if (getTimestampPolicy() != TimestampPolicy.PUBLISH_TIME) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withSubject always uses processing time (Core messages carry no publish time): "
+                + "drop withProcessingTime / withTimestampFn, and assign event times downstream if needed.");
+      }
+      if (getMaxBufferedMessages() < 1) {
+        throw new IllegalArgumentException("NatsIO.read() withMaxBufferedMessages(" + getMaxBufferedMessages() + ") must be at least 1.");
+      }
+    }
+
     NatsSourceDescriptor toDescriptor() {
       return NatsSourceDescriptor.builder()
           .setStream(getStream())
@@ -790,6 +921,8 @@ public final class NatsIO {
           .setSplitSize(getSplitSize())
           .setBatchSize(getBatchSize())
           .setBounded(isBounded())
+          .setMaxNumRecords(getMaxNumRecords())
+          .setMaxReadTime(getMaxReadTime())
           .build();
     }
 
@@ -800,6 +933,13 @@ public final class NatsIO {
         getConnectionConfiguration().populateDisplayData(builder);
       }
       builder.addIfNotNull(DisplayData.item("stream", getStream()).withLabel("JetStream stream"));
+      builder.addIfNotNull(DisplayData.item("subject", getSubject()).withLabel("Core NATS subject"));
+      builder.addIfNotNull(DisplayData.item("queueGroup", getQueueGroup()));
+      if (getSubject() != null) {
+        builder.add(DisplayData.item("maxBufferedMessages", getMaxBufferedMessages()));
+      }
+      builder.addIfNotNull(DisplayData.item("maxNumRecords", getMaxNumRecords()));
+      builder.addIfNotNull(DisplayData.item("maxReadTime", getMaxReadTime()));
       if (!getFilterSubjects().isEmpty()) {
         builder.add(DisplayData.item("filterSubjects", String.join(",", getFilterSubjects())));
       }
@@ -845,6 +985,16 @@ public final class NatsIO {
 
       abstract Builder setBatchSize(int batchSize);
 
+      abstract Builder setSubject(@Nullable String subject);
+
+      abstract Builder setQueueGroup(@Nullable String queueGroup);
+
+      abstract Builder setMaxBufferedMessages(int maxBufferedMessages);
+
+      abstract Builder setMaxNumRecords(@Nullable Long maxNumRecords);
+
+      abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
+
       abstract Read build();
     }
   }
@@ -888,7 +1038,15 @@ public final class NatsIO {
 
     abstract boolean isBounded();
 
+    abstract @Nullable Long getMaxNumRecords();
+
+    abstract @Nullable Duration getMaxReadTime();
+
     abstract Builder toBuilder();
+
+    boolean hasLimits() {
+      return getMaxNumRecords() != null || getMaxReadTime() != null;
+    }
 
     public ReadSourceDescriptors withServers(String servers) {
       ConnectionConfiguration current = getConnectionConfiguration();
@@ -934,6 +1092,22 @@ public final class NatsIO {
       return toBuilder().setBatchSize(batchSize).build();
     }
 
+    /**
+     * Each descriptor's read stops after this many messages; the output is bounded, and descriptors
+     * without a stop are allowed. See {@link Read#withMaxNumRecords}.
+     */
+    public ReadSourceDescriptors withMaxNumRecords(long maxNumRecords) {
+      return toBuilder().setMaxNumRecords(maxNumRecords).build();
+    }
+
+    /**
+     * Each descriptor's read stops this long after it starts; the output is bounded. See {@link
+     * Read#withMaxReadTime}.
+     */
+    public ReadSourceDescriptors withMaxReadTime(Duration maxReadTime) {
+      return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
+    }
+
     @Override
     public PCollection<NatsMessage> expand(PCollection<NatsSourceDescriptor> input) {
       if (getConnectionConfiguration() == null) {
@@ -942,6 +1116,7 @@ public final class NatsIO {
       }
       getConnectionConfiguration().validate();
       validateTuning(getSplitSize(), getBatchSize());
+      validateLimits(getMaxNumRecords(), getMaxReadTime());
       return input.apply(ParDo.of(ReadFromJetStreamDoFn.create(this))).setCoder(NatsMessageCoder.of());
     }
 
@@ -952,7 +1127,9 @@ public final class NatsIO {
         getConnectionConfiguration().populateDisplayData(builder);
       }
       builder.add(DisplayData.item("timestampPolicy", getTimestampPolicy().name()));
-      builder.add(DisplayData.item("bounded", isBounded()));
+      builder.add(DisplayData.item("bounded", isBounded() || hasLimits()));
+      builder.addIfNotNull(DisplayData.item("maxNumRecords", getMaxNumRecords()));
+      builder.addIfNotNull(DisplayData.item("maxReadTime", getMaxReadTime()));
     }
 
     @AutoValue.Builder
@@ -973,7 +1150,20 @@ public final class NatsIO {
 
       abstract Builder setBounded(boolean bounded);
 
+      abstract Builder setMaxNumRecords(@Nullable Long maxNumRecords);
+
+      abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
+
       abstract ReadSourceDescriptors build();
+    }
+  }
+
+  private static void validateLimits(@Nullable Long maxNumRecords, @Nullable Duration maxReadTime) {
+    if (maxNumRecords != null && maxNumRecords < 1) {
+      throw new IllegalArgumentException("NatsIO withMaxNumRecords(" + maxNumRecords + ") must be at least 1.");
+    }
+    if (maxReadTime != null && !maxReadTime.isLongerThan(Duration.ZERO)) {
+      throw new IllegalArgumentException("NatsIO withMaxReadTime(" + maxReadTime + ") must be positive.");
     }
   }
 
