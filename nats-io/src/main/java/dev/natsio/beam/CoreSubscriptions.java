@@ -4,14 +4,6 @@ import io.nats.client.Connection;
 import io.nats.client.Message;
 import io.nats.client.Subscription;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.Iterator;
-import java.util.List;
-import java.util.Map;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.slf4j.Logger;
@@ -22,9 +14,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A Core subscription has no position to resume from: whatever is published while none is
  * open is gone. So a read's subscription must outlive the bundle that opened it. When a bundle
- * ends, its subscription is parked here under the read's id (one per {@code NatsIO.read()}
- * transform, so two reads of one subject in one JVM each get every message) and the next bundle of
- * that read takes it back. Meanwhile jnats buffers incoming messages in the subscription's pending
+ * ends, its subscription is parked ({@link ParkedReaders}) under the read's id (one per {@code
+ * NatsIO.read()} transform, so two reads of one subject in one JVM each get every message) and the
+ * next bundle of that read takes it back. Meanwhile jnats buffers incoming messages in the subscription's pending
  * queue, bounded by the read's {@code maxBufferedMessages} (and 64 MiB); beyond that jnats drops
  * messages and counts them, and the next bundle reports the count as the {@code
  * NatsIO/coreMessagesDropped} metric and logs it. Nothing is dropped silently: messages still
@@ -39,88 +31,14 @@ final class CoreSubscriptions {
   private static final Logger LOG = LoggerFactory.getLogger(CoreSubscriptions.class);
   static final long IDLE_TIMEOUT_MILLIS = 30_000;
   static final long MAX_BUFFERED_BYTES = 64L * 1024 * 1024;
-  static final CoreSubscriptions INSTANCE = new CoreSubscriptions();
+  static final ParkedReaders<CoreSubscription> PARKED = new ParkedReaders<>("core-subscription", IDLE_TIMEOUT_MILLIS);
   /** Subscriptions opened in this JVM, for tests. */
   static final java.util.concurrent.atomic.AtomicLong OPENED = new java.util.concurrent.atomic.AtomicLong();
 
-  private final Map<String, Parked> idle = new HashMap<>();
-  private @Nullable ScheduledExecutorService sweeper;
-
-  /** Removes and returns the subscription parked for {@code readId}, or null. */
-  synchronized @Nullable CoreSubscription take(String readId) {
-    Parked parked = idle.remove(readId);
-    return parked == null ? null : parked.subscription;
-  }
-
-  /** Parks {@code subscription} for the next bundle of {@code readId}. */
-  void park(String readId, CoreSubscription subscription) {
-    Parked previous;
-    synchronized (this) {
-      previous = idle.put(readId, new Parked(subscription, System.currentTimeMillis()));
-      startSweeperIfNeeded();
-    }
-    if (previous != null && previous.subscription != subscription) {
-      previous.subscription.close("a newer subscription of the same read was parked");
-    }
-  }
-
-  /** Closes the parked subscription of {@code readId} (a DoFn instance of that read is torn down). */
-  void closeIdle(String readId) {
-    Parked parked;
-    synchronized (this) {
-      parked = idle.remove(readId);
-    }
-    if (parked != null) {
-      parked.subscription.close("its reader was torn down");
-    }
-  }
-
-  synchronized int parkedCount() {
-    return idle.size();
-  }
-
-  void sweep() {
-    long cutoff = System.currentTimeMillis() - IDLE_TIMEOUT_MILLIS;
-    List<CoreSubscription> expired = new ArrayList<>();
-    synchronized (this) {
-      for (Iterator<Parked> it = idle.values().iterator(); it.hasNext(); ) {
-        Parked parked = it.next();
-        if (parked.parkedAtMillis < cutoff) {
-          expired.add(parked.subscription);
-          it.remove();
-        }
-      }
-    }
-    for (CoreSubscription subscription : expired) {
-      subscription.close("no bundle used it for " + IDLE_TIMEOUT_MILLIS / 1000 + " s");
-    }
-  }
-
-  private void startSweeperIfNeeded() {
-    if (sweeper == null) {
-      sweeper =
-          Executors.newSingleThreadScheduledExecutor(
-              runnable -> {
-                Thread thread = new Thread(runnable, "natsio-core-subscription-sweeper");
-                thread.setDaemon(true);
-                return thread;
-              });
-      sweeper.scheduleWithFixedDelay(this::sweep, 5, 5, TimeUnit.SECONDS);
-    }
-  }
-
-  private static final class Parked {
-    final CoreSubscription subscription;
-    final long parkedAtMillis;
-
-    Parked(CoreSubscription subscription, long parkedAtMillis) {
-      this.subscription = subscription;
-      this.parkedAtMillis = parkedAtMillis;
-    }
-  }
+  private CoreSubscriptions() {}
 
   /** One open subscription with its bounded buffer, its drop accounting and a push-back slot. */
-  static final class CoreSubscription {
+  static final class CoreSubscription implements ParkedReaders.Reader {
     private static final long DROP_LOG_INTERVAL_MILLIS = 10_000;
 
     private final NatsIO.ConnectionConfiguration configuration;
@@ -205,6 +123,11 @@ final class CoreSubscriptions {
         lastDropLogMillis = now;
       }
       return fresh;
+    }
+
+    @Override
+    public void closeParked(String reason) {
+      close(reason);
     }
 
     /**

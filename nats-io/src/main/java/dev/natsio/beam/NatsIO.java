@@ -8,6 +8,8 @@ import io.nats.client.JetStreamOptions;
 import io.nats.client.NKey;
 import io.nats.client.Nats;
 import io.nats.client.Options;
+import io.nats.client.api.AckPolicy;
+import io.nats.client.api.ConsumerConfiguration;
 import java.io.IOException;
 import java.io.Serializable;
 import java.security.GeneralSecurityException;
@@ -670,6 +672,10 @@ public final class NatsIO {
 
     abstract @Nullable Duration getMaxReadTime();
 
+    abstract @Nullable String getConsumerName();
+
+    abstract @Nullable String getConsumerConfigurationJson();
+
     abstract Builder toBuilder();
 
     /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
@@ -799,6 +805,60 @@ public final class NatsIO {
       return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
     }
 
+    /**
+     * Reads the stream through this existing durable pull consumer, acknowledging each message after
+     * the runner has committed it: <b>at-least-once</b>, and the way to drain work-queue and interest
+     * streams (the default position-tracked read never acknowledges, so it cannot). The consumer
+     * keeps the position; a message not acknowledged within its ack wait (a failed bundle, a worker
+     * lost) comes back with {@link NatsMessage#getDeliveredCount()} above 1, counted in the {@code
+     * NatsIO/messagesRedelivered} metric.
+     *
+     * <p>Needs a runner that finalizes bundles: the Direct runner, Flink in streaming mode with
+     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Set the consumer's ack
+     * wait above the time from read to commit (Flink: the checkpoint interval) and its max ack pending
+     * above the messages read between commits. Elements carry processing-time timestamps (the
+     * publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and filter options
+     * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     */
+    public Read withConsumer(String consumerName) {
+      return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();
+    }
+
+    /**
+     * As {@link #withConsumer}, creating the durable pull consumer from {@code configuration} first,
+     * or updating it (the server accepts only some changes to an existing consumer). The
+     * configuration needs a durable name and explicit acks (jnats's default); set its filter,
+     * deliver policy, ack wait and max ack pending here.
+     */
+    public Read withConsumerConfiguration(ConsumerConfiguration configuration) {
+      requireNonNull(configuration, "configuration");
+      String name = configuration.getDurable() != null ? configuration.getDurable() : configuration.getName();
+      if (name == null || name.isBlank()) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration needs a durable consumer: give it a name with ConsumerConfiguration.builder().durable(\"name\").");
+      }
+      if (configuration.getDurable() == null) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration(" + name + ") is not durable: an ephemeral consumer would lose its position and pending "
+                + "acks between bundles. Use ConsumerConfiguration.builder().durable(\"" + name + "\").");
+      }
+      if (configuration.getDeliverSubject() != null) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration(" + name + ") has a deliver subject (a push consumer); NatsIO pulls: remove deliverSubject.");
+      }
+      if (configuration.getAckPolicy() != AckPolicy.Explicit) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration(" + name + ") has ack policy " + configuration.getAckPolicy()
+                + "; NatsIO acknowledges each message after the runner commits it: use AckPolicy.Explicit.");
+      }
+      return toBuilder().setConsumerName(name).setConsumerConfigurationJson(configuration.toJson()).build();
+    }
+
+    /** The durable consumer a {@link #withConsumer} read uses. */
+    String consumerName() {
+      return getConsumerName();
+    }
+
     boolean isBounded() {
       return getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream() || hasLimits();
     }
@@ -814,6 +874,17 @@ public final class NatsIO {
         return input
             .apply("Impulse", Impulse.create())
             .apply("Read subject " + getSubject(), ParDo.of(ReadFromCoreSubjectDoFn.create(this)))
+            .setCoder(NatsMessageCoder.of());
+      }
+      if (getConsumerName() != null) {
+        String problem = ReadFromDurableConsumerDoFn.finalizationProblem(input.getPipeline().getOptions(), hasLimits());
+        if (problem != null) {
+          throw new IllegalStateException(problem);
+        }
+        return input
+            .apply("Impulse", Impulse.create())
+            .apply("Read stream " + getStream() + " through consumer " + getConsumerName(),
+                ParDo.of(ReadFromDurableConsumerDoFn.create(this)))
             .setCoder(NatsMessageCoder.of());
       }
       NatsSourceDescriptor descriptor = toDescriptor();
@@ -842,6 +913,10 @@ public final class NatsIO {
       if (getStream() == null || getStream().isBlank()) {
         throw new IllegalArgumentException(
             "NatsIO.read() needs a JetStream stream or a Core subject: call withStream(\"name\") or withSubject(\"subject\").");
+      }
+      if (getConsumerName() != null) {
+        validateDurableRead();
+        return;
       }
       if (getStartSequence() != null && getStartTime() != null) {
         throw new IllegalArgumentException(
@@ -899,6 +974,25 @@ public final class NatsIO {
       }
     }
 
+    private void validateDurableRead() {
+      if (getConsumerName().isBlank()) {
+        throw new IllegalArgumentException("NatsIO.read() withConsumer has an empty consumer name.");
+      }
+      if (!getFilterSubjects().isEmpty() || getStartSequence() != null || getStartTime() != null
+          || getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream()) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withConsumer reads where durable consumer '" + getConsumerName() + "' is: filter subjects and the "
+                + "start belong to the consumer's configuration (withConsumerConfiguration), and it has no stop. Bound the "
+                + "read with withMaxNumRecords or withMaxReadTime.");
+      }
+      if (getTimestampPolicy() == TimestampPolicy.TIMESTAMP_FN) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withConsumer uses processing time: redeliveries arrive out of order, so event-time timestamps "
+                + "could fall behind the watermark. Drop withTimestampFn and assign event times downstream if needed.");
+      }
+      validateTuning(getSplitSize(), getBatchSize());
+    }
+
     NatsSourceDescriptor toDescriptor() {
       return NatsSourceDescriptor.builder()
           .setStream(getStream())
@@ -935,6 +1029,7 @@ public final class NatsIO {
       builder.addIfNotNull(DisplayData.item("stream", getStream()).withLabel("JetStream stream"));
       builder.addIfNotNull(DisplayData.item("subject", getSubject()).withLabel("Core NATS subject"));
       builder.addIfNotNull(DisplayData.item("queueGroup", getQueueGroup()));
+      builder.addIfNotNull(DisplayData.item("consumer", getConsumerName()).withLabel("JetStream durable consumer"));
       if (getSubject() != null) {
         builder.add(DisplayData.item("maxBufferedMessages", getMaxBufferedMessages()));
       }
@@ -994,6 +1089,10 @@ public final class NatsIO {
       abstract Builder setMaxNumRecords(@Nullable Long maxNumRecords);
 
       abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
+
+      abstract Builder setConsumerName(@Nullable String consumerName);
+
+      abstract Builder setConsumerConfigurationJson(@Nullable String json);
 
       abstract Read build();
     }

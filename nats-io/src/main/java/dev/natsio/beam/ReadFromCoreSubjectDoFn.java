@@ -140,7 +140,7 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
       RestrictionTracker<LimitedOffsetRange, Long> tracker, OutputReceiver<NatsMessage> receiver) throws InterruptedException {
     LimitedOffsetRange budget = tracker.currentRestriction();
     long position = budget.getRange().getFrom();
-    CoreSubscriptions.CoreSubscription subscription = CoreSubscriptions.INSTANCE.take(readId);
+    CoreSubscriptions.CoreSubscription subscription = CoreSubscriptions.PARKED.take(readId);
     if (subscription == null) {
       subscription =
           CoreSubscriptions.CoreSubscription.open(
@@ -180,7 +180,7 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
       }
     } finally {
       if (keep) {
-        CoreSubscriptions.INSTANCE.park(readId, subscription);
+        CoreSubscriptions.PARKED.park(readId, subscription);
       } else {
         messagesDropped.inc(subscription.close("the read reached its record or time limit"));
       }
@@ -193,6 +193,6 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
 
   @Teardown
   public void teardown() {
-    CoreSubscriptions.INSTANCE.closeIdle(readId);
+    CoreSubscriptions.PARKED.closeIdle(readId, "its reader was torn down");
   }
 }

@@ -433,13 +433,16 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       throw new NatsIOException(
           "JetStream stream '" + stream + "' on " + spec.getConnectionConfiguration().displayServers()
               + " is a work-queue stream. NatsIO's position-tracked read uses ordered consumers, which a work-queue "
-              + "stream does not allow, and never acknowledges, so it cannot drain one. Read it with a durable "
-              + "consumer that acknowledges each message instead.");
+              + "stream does not allow, and never acknowledges, so it cannot drain one. Read it through a durable "
+              + "consumer, which acknowledges each message once the runner has committed it: "
+              + "NatsIO.read().withStream(\"" + stream + "\").withConsumer(\"name\") for an existing pull consumer, or "
+              + ".withConsumerConfiguration(ConsumerConfiguration.builder().durable(\"name\").build()) to create one.");
     }
     if (retention == RetentionPolicy.Interest) {
       LOG.warn(
           "JetStream stream '{}' has interest retention: while NatsIO's ack-none reader is its only consumer, the server "
-              + "may delete messages as soon as they are delivered. Other consumers keep their own copies.",
+              + "may delete messages as soon as they are delivered. Other consumers keep their own copies. To read it "
+              + "at-least-once with acknowledgements, use withConsumer(...).",
           stream);
     }
     if (descriptor.getFilterSubjects().size() > 1
