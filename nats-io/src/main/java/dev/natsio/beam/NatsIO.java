@@ -676,6 +676,8 @@ public final class NatsIO {
 
     abstract @Nullable String getConsumerConfigurationJson();
 
+    abstract @Nullable Double getMaxMessagesPerSecond();
+
     abstract Builder toBuilder();
 
     /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
@@ -854,6 +856,18 @@ public final class NatsIO {
       return toBuilder().setConsumerName(name).setConsumerConfigurationJson(configuration.toJson()).build();
     }
 
+    /**
+     * Outputs at most this many messages per second <b>per split being read</b>. Core subject
+     * reads, durable-consumer reads and unbounded stream reads are read as one split, so for them
+     * this is the rate of the whole read; a bounded stream read is split into pieces of {@link
+     * #withSplitSize} sequences read in parallel, each at up to this rate (raise the split size to
+     * read it as one piece). Each reader may let one extra message through when it starts. Messages
+     * wait in the server (JetStream) or the subscription's buffer (Core) meanwhile.
+     */
+    public Read withMaxMessagesPerSecond(double maxMessagesPerSecond) {
+      return toBuilder().setMaxMessagesPerSecond(maxMessagesPerSecond).build();
+    }
+
     /** The durable consumer a {@link #withConsumer} read uses. */
     String consumerName() {
       return getConsumerName();
@@ -870,6 +884,7 @@ public final class NatsIO {
     @Override
     public PCollection<NatsMessage> expand(PBegin input) {
       validate();
+      validateRate(getMaxMessagesPerSecond());
       if (getSubject() != null) {
         return input
             .apply("Impulse", Impulse.create())
@@ -1017,6 +1032,7 @@ public final class NatsIO {
           .setBounded(isBounded())
           .setMaxNumRecords(getMaxNumRecords())
           .setMaxReadTime(getMaxReadTime())
+          .setMaxMessagesPerSecond(getMaxMessagesPerSecond())
           .build();
     }
 
@@ -1035,6 +1051,7 @@ public final class NatsIO {
       }
       builder.addIfNotNull(DisplayData.item("maxNumRecords", getMaxNumRecords()));
       builder.addIfNotNull(DisplayData.item("maxReadTime", getMaxReadTime()));
+      builder.addIfNotNull(DisplayData.item("maxMessagesPerSecond", getMaxMessagesPerSecond()));
       if (!getFilterSubjects().isEmpty()) {
         builder.add(DisplayData.item("filterSubjects", String.join(",", getFilterSubjects())));
       }
@@ -1094,6 +1111,8 @@ public final class NatsIO {
 
       abstract Builder setConsumerConfigurationJson(@Nullable String json);
 
+      abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
+
       abstract Read build();
     }
   }
@@ -1140,6 +1159,8 @@ public final class NatsIO {
     abstract @Nullable Long getMaxNumRecords();
 
     abstract @Nullable Duration getMaxReadTime();
+
+    abstract @Nullable Double getMaxMessagesPerSecond();
 
     abstract Builder toBuilder();
 
@@ -1207,6 +1228,11 @@ public final class NatsIO {
       return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
     }
 
+    /** At most this many messages per second per split being read. See {@link Read#withMaxMessagesPerSecond}. */
+    public ReadSourceDescriptors withMaxMessagesPerSecond(double maxMessagesPerSecond) {
+      return toBuilder().setMaxMessagesPerSecond(maxMessagesPerSecond).build();
+    }
+
     @Override
     public PCollection<NatsMessage> expand(PCollection<NatsSourceDescriptor> input) {
       if (getConnectionConfiguration() == null) {
@@ -1216,6 +1242,7 @@ public final class NatsIO {
       getConnectionConfiguration().validate();
       validateTuning(getSplitSize(), getBatchSize());
       validateLimits(getMaxNumRecords(), getMaxReadTime());
+      validateRate(getMaxMessagesPerSecond());
       return input.apply(ParDo.of(ReadFromJetStreamDoFn.create(this))).setCoder(NatsMessageCoder.of());
     }
 
@@ -1229,6 +1256,7 @@ public final class NatsIO {
       builder.add(DisplayData.item("bounded", isBounded() || hasLimits()));
       builder.addIfNotNull(DisplayData.item("maxNumRecords", getMaxNumRecords()));
       builder.addIfNotNull(DisplayData.item("maxReadTime", getMaxReadTime()));
+      builder.addIfNotNull(DisplayData.item("maxMessagesPerSecond", getMaxMessagesPerSecond()));
     }
 
     @AutoValue.Builder
@@ -1253,6 +1281,8 @@ public final class NatsIO {
 
       abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
 
+      abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
+
       abstract ReadSourceDescriptors build();
     }
   }
@@ -1263,6 +1293,13 @@ public final class NatsIO {
     }
     if (maxReadTime != null && !maxReadTime.isLongerThan(Duration.ZERO)) {
       throw new IllegalArgumentException("NatsIO withMaxReadTime(" + maxReadTime + ") must be positive.");
+    }
+  }
+
+  private static void validateRate(@Nullable Double maxMessagesPerSecond) {
+    if (maxMessagesPerSecond != null && !(maxMessagesPerSecond > 0 && maxMessagesPerSecond <= 1e9)) {
+      throw new IllegalArgumentException(
+          "NatsIO withMaxMessagesPerSecond(" + maxMessagesPerSecond + ") must be positive (and at most a billion).");
     }
   }
 

@@ -13,6 +13,7 @@ import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimator;
 import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimators;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Instant;
 
 /**
@@ -70,6 +71,8 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
   private final Counter messagesRead = Metrics.counter(METRICS_NAMESPACE, "messagesRead");
   private final Counter bytesRead = Metrics.counter(METRICS_NAMESPACE, "bytesRead");
   private final Counter messagesDropped = Metrics.counter(METRICS_NAMESPACE, "coreMessagesDropped");
+
+  private transient @Nullable RatePacer pacer;
 
   ReadFromCoreSubjectDoFn(NatsIO.Read spec) {
     this.spec = spec;
@@ -163,6 +166,9 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
         if (message == null) {
           return ProcessContinuation.resume();
         }
+        if (pacer != null) {
+          pacer.acquire(); // withMaxMessagesPerSecond: wait for this message's slot.
+        }
         if (!tracker.tryClaim(position)) {
           // Taken from the buffer but not ours to output: the next bundle gets it, or, when the
           // budget is spent, closing counts it as dropped.
@@ -189,6 +195,11 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
         bytesRead.inc(byteCount);
       }
     }
+  }
+
+  @Setup
+  public void setup() {
+    pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
   }
 
   @Teardown

@@ -78,6 +78,8 @@ abstract class ReadFromDurableConsumerDoFn extends DoFn<byte[], NatsMessage> {
   private final Counter bytesRead = Metrics.counter(METRICS_NAMESPACE, "bytesRead");
   private final Counter messagesRedelivered = Metrics.counter(METRICS_NAMESPACE, "messagesRedelivered");
 
+  private transient @Nullable RatePacer pacer;
+
   ReadFromDurableConsumerDoFn(NatsIO.Read spec) {
     this.spec = spec;
     this.readId = UUID.randomUUID().toString();
@@ -227,6 +229,9 @@ abstract class ReadFromDurableConsumerDoFn extends DoFn<byte[], NatsMessage> {
         if (message == null) {
           return ProcessContinuation.resume();
         }
+        if (pacer != null) {
+          pacer.acquire(); // withMaxMessagesPerSecond: wait for this message's slot.
+        }
         if (!tracker.tryClaim(position)) {
           reader.pushBack(message); // Output by the next bundle, or nak'ed when the reader closes.
           keep = messageCount < budget.getMaxRecords() && !budget.deadlinePassed();
@@ -266,6 +271,11 @@ abstract class ReadFromDurableConsumerDoFn extends DoFn<byte[], NatsMessage> {
         messagesRedelivered.inc(redelivered);
       }
     }
+  }
+
+  @Setup
+  public void setup() {
+    pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
   }
 
   @Teardown

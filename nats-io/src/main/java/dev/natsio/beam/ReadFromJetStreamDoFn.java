@@ -111,6 +111,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   private transient @Nullable JetStreamMetadata metadata;
   private transient @Nullable Map<String, StreamStats> statsByStream;
   private transient @Nullable Set<String> lineageReported;
+  private transient @Nullable RatePacer pacer;
 
   ReadFromJetStreamDoFn(NatsIO.ReadSourceDescriptors spec) {
     this.spec = spec;
@@ -307,6 +308,9 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           tracker.tryClaim(Long.MAX_VALUE); // Marks the range done: nothing before the stop time remains.
           return ProcessContinuation.stop();
         }
+        if (pacer != null) {
+          pacer.acquire(); // withMaxMessagesPerSecond: wait for this message's slot.
+        }
         if (!tracker.tryClaim(sequence)) {
           if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
             return ProcessContinuation.stop(); // The budget is spent: the read ends, and so does this reader.
@@ -336,6 +340,11 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       }
       recordProgress(stream, messageCount, byteCount, nextSequence);
     }
+  }
+
+  @Setup
+  public void setup() {
+    pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
   }
 
   @Teardown
