@@ -57,6 +57,23 @@ import org.joda.time.Instant;
  * <p>To read many streams or subject partitions found at run time, apply {@link
  * #readSourceDescriptors()} to a {@code PCollection<NatsSourceDescriptor>}.
  *
+ * <h2>Reading through a durable consumer (at-least-once)</h2>
+ *
+ * <pre>{@code
+ * PCollection<NatsMessage> jobs = pipeline.apply(
+ *     NatsIO.read()
+ *         .withServers("nats://localhost:4222")
+ *         .withStream("jobs")
+ *         .withConsumer("workers"));                 // or withConsumerConfiguration(...) to create it
+ * }</pre>
+ *
+ * <p>The position-tracked read never acknowledges, so it cannot drain work-queue streams (it
+ * refuses them) or release interest-stream messages. {@link Read#withConsumer} reads through a
+ * durable pull consumer instead and acknowledges each message once the runner has committed the
+ * bundle that output it (bundle finalization): at-least-once, with redeliveries marked by {@link
+ * NatsMessage#getDeliveredCount()}. It needs a runner that finalizes bundles (Flink: streaming with
+ * checkpointing); see {@code docs/delivery-modes.md}.
+ *
  * <h2>Reading a Core NATS subject</h2>
  *
  * <pre>{@code
@@ -81,6 +98,8 @@ import org.joda.time.Instant;
  * first. The limit applies to the whole read (which is then read as one range, not split) and
  * survives the runner's checkpoints; with {@link #readSourceDescriptors()} it applies to each
  * descriptor. Useful for tests, samples and batch jobs over live subjects.
+ *
+ * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each split is read.
  *
  * <h2>Connections</h2>
  *
