@@ -35,9 +35,10 @@ final class JetStreamMetadata {
   private final JetStreamManagement jsm;
   private final String servers;
 
-  JetStreamMetadata(Connection connection, String displayServers) {
+  JetStreamMetadata(Connection connection, NatsIO.ConnectionConfiguration configuration) {
+    String displayServers = configuration.displayServers();
     try {
-      this.jsm = connection.jetStreamManagement();
+      this.jsm = connection.jetStreamManagement(configuration.jetStreamOptions());
     } catch (IOException e) {
       throw new NatsIOException("JetStream is not available at " + displayServers + ": " + e.getMessage(), e);
     }

@@ -61,7 +61,7 @@ final class JetStreamReader implements AutoCloseable {
     NatsConnections.Lease lease = NatsConnections.acquire(configuration);
     OPENED.incrementAndGet();
     try {
-      StreamContext streamContext = lease.connection().getStreamContext(stream);
+      StreamContext streamContext = lease.connection().getStreamContext(stream, configuration.jetStreamOptions());
       OrderedConsumerConfiguration config =
           new OrderedConsumerConfiguration()
               .deliverPolicy(DeliverPolicy.ByStartSequence)

@@ -1,10 +1,17 @@
 package dev.natsio.beam;
 
+import io.nats.client.AuthenticationException;
 import io.nats.client.Connection;
 import io.nats.client.Nats;
+import io.nats.client.impl.ErrorListenerLoggerImpl;
 import java.io.IOException;
+import java.security.GeneralSecurityException;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,13 +50,32 @@ final class NatsConnections {
     }
   }
 
-  /** Opens a dedicated connection, translating failures into an error that says what to check. */
+  /**
+   * Opens a dedicated connection, translating failures into an error that names the servers, says
+   * what went wrong (refused, authentication, TLS) and what to check. jnats makes one pass over the
+   * servers on a first connect, each attempt bounded by the connect timeout, and does not retry an
+   * authentication failure, so a wrong setting fails instead of hanging. (jnats 2.26 notices a
+   * refused login only when its handshake times out, so that failure takes the full connect
+   * timeout; refused connections and TLS failures are immediate.)
+   */
   static Connection connect(NatsIO.ConnectionConfiguration configuration) {
+    io.nats.client.Options options;
+    FirstConnectErrors errors = new FirstConnectErrors();
     try {
-      return Nats.connect(configuration.toOptions());
+      options = configuration.toOptionsBuilder().errorListener(errors).build();
+    } catch (GeneralSecurityException | IOException | RuntimeException e) {
+      throw new NatsIOException(
+          "Could not set up the connection to NATS at " + configuration.displayServers() + ": " + e.getMessage()
+              + ". Check the TLS and credentials settings given to NatsIO (files must exist on every worker).",
+          e);
+    }
+    try {
+      Connection connection = Nats.connect(options);
+      errors.connected = true;
+      return connection;
     } catch (IOException e) {
       throw new NatsIOException(
-          "Could not connect to NATS at " + configuration.displayServers() + ": " + e.getMessage()
+          "Could not connect to NATS at " + configuration.displayServers() + ": " + describe(e, errors)
               + ". Check that the server is running and reachable, and the URL, credentials and TLS "
               + "settings given to NatsIO (withServers / withConnectionConfiguration).",
           e);
@@ -57,6 +83,98 @@ final class NatsConnections {
       Thread.currentThread().interrupt();
       throw new NatsIOException("Interrupted while connecting to NATS at " + configuration.displayServers(), e);
     }
+  }
+
+  /**
+   * Names the root cause of a failed connect in words a user can act on. jnats's own message is
+   * often just "Unable to connect to NATS servers"; the cause chain and suppressed exceptions say
+   * why. None of these messages carries a credential (jnats never puts one in an exception).
+   */
+  static String describe(Throwable error, FirstConnectErrors reported) {
+    List<Throwable> chain = new ArrayList<>();
+    collect(error, chain, 0);
+    for (Throwable t : reported.exceptions) {
+      collect(t, chain, 0);
+    }
+    for (Throwable t : chain) {
+      if (t instanceof AuthenticationException || mentions(t, "Authorization Violation") || mentions(t, "Authentication")) {
+        return "authentication failed (" + t.getMessage() + "): the server refused the credentials";
+      }
+    }
+    for (String text : reported.errors) {
+      if (text.contains("Authorization Violation") || text.contains("Authentication")) {
+        return "authentication failed (" + text + "): the server refused the credentials";
+      }
+    }
+    for (Throwable t : chain) {
+      if (t instanceof SSLException || t instanceof java.security.cert.CertificateException
+          || t instanceof java.security.cert.CertPathValidatorException) {
+        return "TLS handshake failed (" + rootMessage(t) + "): is the server's certificate signed by a CA NatsIO "
+            + "trusts (withCaCertificate / withTrustStore), and does it name the host in the URL?";
+      }
+    }
+    for (Throwable t : chain) {
+      if (t instanceof java.net.ConnectException || t instanceof java.net.UnknownHostException
+          || t instanceof java.net.SocketTimeoutException) {
+        return "server unreachable (" + t.getClass().getSimpleName() + ": " + t.getMessage() + ")";
+      }
+    }
+    for (Throwable t : chain) {
+      if (t instanceof java.util.concurrent.TimeoutException) {
+        return "server unreachable or not answering (no NATS handshake within the connect timeout)";
+      }
+    }
+    return String.valueOf(error.getMessage()) + (chain.size() > 1 ? " (" + rootMessage(chain.get(chain.size() - 1)) + ")" : "");
+  }
+
+  /**
+   * jnats reports why each attempt of a first connect failed only to its error listener (the
+   * exception {@code Nats.connect} throws says just "Unable to connect"): this one keeps those
+   * reports until the connection is up, and logs everything as jnats's default listener does.
+   */
+  static final class FirstConnectErrors extends ErrorListenerLoggerImpl {
+    final List<Throwable> exceptions = new CopyOnWriteArrayList<>();
+    final List<String> errors = new CopyOnWriteArrayList<>();
+    volatile boolean connected;
+
+    @Override
+    public void errorOccurred(Connection connection, String error) {
+      if (!connected && errors.size() < 20) {
+        errors.add(error);
+      }
+      super.errorOccurred(connection, error);
+    }
+
+    @Override
+    public void exceptionOccurred(Connection connection, Exception exception) {
+      if (!connected && exceptions.size() < 20) {
+        exceptions.add(exception);
+      }
+      super.exceptionOccurred(connection, exception);
+    }
+  }
+
+  private static void collect(Throwable t, List<Throwable> chain, int depth) {
+    if (t == null || depth > 10 || chain.contains(t)) {
+      return;
+    }
+    chain.add(t);
+    for (Throwable suppressed : t.getSuppressed()) {
+      collect(suppressed, chain, depth + 1);
+    }
+    collect(t.getCause(), chain, depth + 1);
+  }
+
+  private static boolean mentions(Throwable t, String text) {
+    return t.getMessage() != null && t.getMessage().contains(text);
+  }
+
+  private static String rootMessage(Throwable t) {
+    Throwable root = t;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    return root.getMessage() == null ? root.getClass().getSimpleName() : root.getMessage();
   }
 
   private static void release(NatsIO.ConnectionConfiguration configuration, Connection connection) {

@@ -3,14 +3,24 @@ package dev.natsio.beam;
 import static java.util.Objects.requireNonNull;
 
 import com.google.auto.value.AutoValue;
+import io.nats.client.AuthHandler;
+import io.nats.client.JetStreamOptions;
+import io.nats.client.NKey;
+import io.nats.client.Nats;
 import io.nats.client.Options;
+import io.nats.client.api.AckPolicy;
+import io.nats.client.api.ConsumerConfiguration;
+import java.io.IOException;
 import java.io.Serializable;
+import java.security.GeneralSecurityException;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.transforms.DoFn;
+import javax.net.ssl.SSLContext;
 import org.apache.beam.sdk.transforms.Impulse;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -83,12 +93,72 @@ import org.joda.time.Instant;
  * no delivery, and its publish results are empty. Messages NATS refuses fail the pipeline with a
  * {@link NatsIOException}, or go to {@link Write#withBadRecordErrorHandler}.
  *
+ * <h2>Reading through a durable consumer (at-least-once)</h2>
+ *
+ * <pre>{@code
+ * PCollection<NatsMessage> jobs = pipeline.apply(
+ *     NatsIO.read()
+ *         .withServers("nats://localhost:4222")
+ *         .withStream("jobs")
+ *         .withConsumer("workers"));                 // or withConsumerConfiguration(...) to create it
+ * }</pre>
+ *
+ * <p>The position-tracked read never acknowledges, so it cannot drain work-queue streams (it
+ * refuses them) or release interest-stream messages. {@link Read#withConsumer} reads through a
+ * durable pull consumer instead and acknowledges each message once the runner has committed the
+ * bundle that output it (bundle finalization): at-least-once, with redeliveries marked by {@link
+ * NatsMessage#getDeliveredCount()}. It needs a runner that finalizes bundles (Flink: streaming with
+ * checkpointing); see {@code docs/delivery-modes.md}.
+ *
+ * <h2>Reading a Core NATS subject</h2>
+ *
+ * <pre>{@code
+ * PCollection<NatsMessage> ticks = pipeline.apply(
+ *     NatsIO.read()
+ *         .withServers("nats://localhost:4222")
+ *         .withSubject("sensors.>")                  // wildcards allowed
+ *         .withQueueGroup("ingest"));                // optional: share the messages with other members
+ * }</pre>
+ *
+ * <p>A plain subscription, kept open across bundles on each worker: <b>at-most-once</b>. Messages
+ * published while no subscription is open, received beyond the buffer between bundles ({@link
+ * Read#withMaxBufferedMessages}, counted in the {@code NatsIO/coreMessagesDropped} metric and
+ * logged), or buffered on a worker that fails, are lost. Timestamps and the watermark are
+ * processing time; the messages' stream is null and sequence 0. For every message, use a JetStream
+ * stream that captures the subject.
+ *
+ * <h2>Bounding any read</h2>
+ *
+ * <p>{@link Read#withMaxNumRecords} and {@link Read#withMaxReadTime} make a read bounded, JetStream
+ * or Core: it ends after that many messages or that much wall time, or at its stop if that comes
+ * first. The limit applies to the whole read (which is then read as one range, not split) and
+ * survives the runner's checkpoints; with {@link #readSourceDescriptors()} it applies to each
+ * descriptor. Useful for tests, samples and batch jobs over live subjects.
+ *
+ * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each split is read.
+ *
  * <h2>Connections</h2>
  *
- * <p>{@code withServers(...)} is the short form of {@link ConnectionConfiguration}. Each worker
- * JVM shares one connection per configuration across all bundles and DoFn instances. Credentials
- * in a server URL ({@code nats://user:pass@host}) are accepted, and kept out of display data, logs
- * and error messages.
+ * <p>{@code withServers(...)} is the short form of {@link ConnectionConfiguration}, which also
+ * holds authentication (user and password, token, nkey seed, credentials file), TLS (trust store
+ * or CA PEM, client key store or PEM certificate and key; the server's certificate and host name are
+ * always verified) and a JetStream domain or API prefix:
+ *
+ * <pre>{@code
+ * NatsIO.read()
+ *     .withConnectionConfiguration(
+ *         NatsIO.ConnectionConfiguration.create("tls://nats.example.com:4222")
+ *             .withCredentialsFile("/etc/nats/reader.creds")
+ *             .withCaCertificate("/etc/nats/ca.pem"))
+ *     .withStream("orders");
+ * }</pre>
+ *
+ * <p>Each worker JVM shares one connection per configuration across all bundles and DoFn
+ * instances. Credentials in a server URL ({@code nats://user:pass@host}) are accepted. No password,
+ * token, seed or store password appears in display data, {@code toString()}, logs or error
+ * messages. A wrong credential, an untrusted certificate or an unreachable server fails the
+ * pipeline with a {@link NatsIOException} naming the servers and the cause, within the connect
+ * timeout.
  */
 public final class NatsIO {
   private NatsIO() {}
@@ -97,11 +167,16 @@ public final class NatsIO {
   static final long DEFAULT_SPLIT_SIZE = 100_000;
   static final int DEFAULT_BATCH_SIZE = 1_000;
   static final Duration DEFAULT_IDLE_WATERMARK_DELAY = Duration.standardSeconds(2);
+  static final int DEFAULT_MAX_BUFFERED_MESSAGES = 10_000;
 
-  /** A JetStream read: configure it with {@code withServers} and {@code withStream}. */
+  /**
+   * A read: configure it with {@code withServers} and either {@code withStream} (JetStream) or
+   * {@code withSubject} (Core NATS).
+   */
   public static Read read() {
     return new AutoValue_NatsIO_Read.Builder()
         .setFilterSubjects(List.of())
+        .setMaxBufferedMessages(DEFAULT_MAX_BUFFERED_MESSAGES)
         .setStopAtEndOfStream(false)
         .setTimestampPolicy(TimestampPolicy.PUBLISH_TIME)
         .setMaxDelay(Duration.ZERO)
@@ -133,8 +208,26 @@ public final class NatsIO {
   // ---- ConnectionConfiguration -----------------------------------------------------------------
 
   /**
-   * How to reach NATS: servers and connection settings, shared by reads and writes.
-   * Serializable, and safe to display: {@link #toString()} and display data never show secrets.
+   * How to reach NATS: servers, authentication, TLS and JetStream domain, shared by reads and writes.
+   *
+   * <p>Authentication is one of: user and password ({@link #withUsernamePassword}, or {@code
+   * nats://user:pass@host} in the URL), a token ({@link #withToken}), an nkey seed ({@link
+   * #withNKeySeed}), or a credentials file holding a user JWT and its seed ({@link
+   * #withCredentialsFile}).
+   *
+   * <p>TLS is used when a URL says {@code tls://} or any TLS option is set. The server's certificate
+   * is always verified: against a trust store ({@link #withTrustStore}), a PEM file of CA
+   * certificates ({@link #withCaCertificate}), or by default the JVM's trust store; and its host
+   * name is checked against the URL (which jnats alone does not do) unless {@link
+   * #withoutTlsHostnameVerification()}. A client certificate for servers that verify clients comes
+   * from a key store ({@link #withKeyStore}) or PEM files ({@link #withClientCertificate}). There is
+   * deliberately no way to skip certificate verification; {@code opentls://} URLs are refused.
+   *
+   * <p>Files (credentials, stores, PEM) are read by each worker when it connects, so they must exist
+   * at the same path on every worker.
+   *
+   * <p>Serializable, and safe to display: {@link #toString()}, display data and NatsIO's log lines
+   * and error messages never show a password, token, seed or store password.
    */
   @AutoValue
   public abstract static class ConnectionConfiguration implements Serializable {
@@ -149,6 +242,39 @@ public final class NatsIO {
 
     abstract @Nullable String getToken();
 
+    abstract @Nullable String getNKeySeed();
+
+    /** Path of a NATS credentials file (user JWT and nkey seed), read on each worker. */
+    public abstract @Nullable String getCredentialsFile();
+
+    public abstract @Nullable String getTrustStorePath();
+
+    abstract @Nullable String getTrustStorePassword();
+
+    public abstract @Nullable String getTrustStoreType();
+
+    public abstract @Nullable String getKeyStorePath();
+
+    abstract @Nullable String getKeyStorePassword();
+
+    public abstract @Nullable String getKeyStoreType();
+
+    /** Path of a PEM file of CA certificates the server's certificate must chain to. */
+    public abstract @Nullable String getCaCertificateFile();
+
+    /** Path of the PEM client certificate (chain) presented to servers that verify clients. */
+    public abstract @Nullable String getClientCertificateFile();
+
+    /** Path of the PEM private key of the client certificate. */
+    public abstract @Nullable String getClientKeyFile();
+
+    /** Whether TLS also checks that the server's certificate names the host connected to (default true). */
+    public abstract boolean getTlsHostnameVerification();
+
+    public abstract @Nullable String getJetStreamDomain();
+
+    public abstract @Nullable String getJetStreamApiPrefix();
+
     public abstract @Nullable String getConnectionName();
 
     public abstract Duration getConnectTimeout();
@@ -161,32 +287,125 @@ public final class NatsIO {
 
     /** Connects to {@code servers} (comma-separated URLs), reconnecting forever on loss. */
     public static ConnectionConfiguration create(String servers) {
-      requireNonNull(servers, "servers");
-      if (NatsUrls.split(servers).isEmpty()) {
-        throw new IllegalArgumentException("NatsIO needs at least one server URL, e.g. \"nats://localhost:4222\"; got \"" + servers + "\"");
-      }
       return new AutoValue_NatsIO_ConnectionConfiguration.Builder()
-          .setServers(servers)
+          .setServers(checkServers(servers))
+          .setTlsHostnameVerification(true)
           .setConnectTimeout(Duration.standardSeconds(5))
           .setReconnectWait(Duration.millis(250))
           .setMaxReconnects(-1)
           .build();
     }
 
+    private static String checkServers(String servers) {
+      requireNonNull(servers, "servers");
+      List<String> urls = NatsUrls.withoutCredentials(servers);
+      if (urls.isEmpty()) {
+        throw new IllegalArgumentException(
+            "NatsIO needs at least one server URL, e.g. \"nats://localhost:4222\"; got \"" + NatsUrls.redact(servers) + "\"");
+      }
+      for (String url : urls) {
+        if (url.toLowerCase(java.util.Locale.ROOT).startsWith("opentls://")) {
+          throw new IllegalArgumentException(
+              "NatsIO refuses " + url + ": opentls:// accepts any server certificate. Use tls:// and give the server's CA "
+                  + "with withCaCertificate(...) or withTrustStore(...).");
+        }
+      }
+      return servers;
+    }
+
     public ConnectionConfiguration withServers(String servers) {
-      return create(servers).toBuilder()
-          .setUsername(getUsername()).setPassword(getPassword()).setToken(getToken())
-          .setConnectionName(getConnectionName()).setConnectTimeout(getConnectTimeout())
-          .setReconnectWait(getReconnectWait()).setMaxReconnects(getMaxReconnects())
-          .build();
+      return toBuilder().setServers(checkServers(servers)).build();
     }
 
     public ConnectionConfiguration withUsernamePassword(String username, String password) {
-      return toBuilder().setUsername(requireNonNull(username)).setPassword(requireNonNull(password)).build();
+      return toBuilder().setUsername(requireNonNull(username, "username")).setPassword(requireNonNull(password, "password")).build();
     }
 
     public ConnectionConfiguration withToken(String token) {
-      return toBuilder().setToken(requireNonNull(token)).build();
+      return toBuilder().setToken(requireNonNull(token, "token")).build();
+    }
+
+    /**
+     * Authenticates with an nkey: the user seed (it starts with {@code SU}) signs the server's
+     * challenge; only its public key is sent.
+     */
+    public ConnectionConfiguration withNKeySeed(String seed) {
+      requireNonNull(seed, "seed");
+      NKey key;
+      try {
+        key = NKey.fromSeed(seed.toCharArray());
+      } catch (RuntimeException e) {
+        // The seed is not quoted: a malformed secret is still a secret.
+        throw new IllegalArgumentException("withNKeySeed(...) was not given a valid NATS nkey seed (a user seed starts with \"SU\").");
+      }
+      if (key.getType() != NKey.Type.USER) {
+        throw new IllegalArgumentException(
+            "withNKeySeed(...) was given a " + key.getType() + " seed; a client authenticates with a USER seed (it starts with \"SU\").");
+      }
+      return toBuilder().setNKeySeed(seed).build();
+    }
+
+    /**
+     * Authenticates with a NATS credentials file ({@code .creds}: a user JWT and its nkey seed), as
+     * {@code nsc} writes for servers in operator (decentralized JWT) mode. The file is read at each
+     * connect, on the worker.
+     */
+    public ConnectionConfiguration withCredentialsFile(String path) {
+      return toBuilder().setCredentialsFile(requireNonNull(path, "path")).build();
+    }
+
+    /** Trusts the CA certificates in this key store (type: the JVM default, PKCS12 on Java 17). */
+    public ConnectionConfiguration withTrustStore(String path, String password) {
+      return withTrustStore(path, password, null);
+    }
+
+    /** Trusts the CA certificates in this key store of the given type ({@code "PKCS12"}, {@code "JKS"}). */
+    public ConnectionConfiguration withTrustStore(String path, @Nullable String password, @Nullable String type) {
+      return toBuilder().setTrustStorePath(requireNonNull(path, "path")).setTrustStorePassword(password).setTrustStoreType(type).build();
+    }
+
+    /** Presents the key and certificate in this key store to servers that verify clients. */
+    public ConnectionConfiguration withKeyStore(String path, String password) {
+      return withKeyStore(path, password, null);
+    }
+
+    /** As {@link #withKeyStore(String, String)}, for a store of the given type. */
+    public ConnectionConfiguration withKeyStore(String path, String password, @Nullable String type) {
+      return toBuilder().setKeyStorePath(requireNonNull(path, "path")).setKeyStorePassword(requireNonNull(password, "password")).setKeyStoreType(type).build();
+    }
+
+    /** Trusts the CA certificates in this PEM file. */
+    public ConnectionConfiguration withCaCertificate(String pemPath) {
+      return toBuilder().setCaCertificateFile(requireNonNull(pemPath, "pemPath")).build();
+    }
+
+    /**
+     * Presents this PEM certificate (chain) and unencrypted PEM private key (PKCS#8, or PKCS#1 RSA) to
+     * servers that verify clients.
+     */
+    public ConnectionConfiguration withClientCertificate(String certificatePemPath, String keyPemPath) {
+      return toBuilder()
+          .setClientCertificateFile(requireNonNull(certificatePemPath, "certificatePemPath"))
+          .setClientKeyFile(requireNonNull(keyPemPath, "keyPemPath"))
+          .build();
+    }
+
+    /**
+     * Keeps checking the server's certificate chain but no longer that it names the host in the URL.
+     * For clusters whose servers advertise addresses (often IPs) their certificates do not list.
+     */
+    public ConnectionConfiguration withoutTlsHostnameVerification() {
+      return toBuilder().setTlsHostnameVerification(false).build();
+    }
+
+    /** Uses JetStream in this domain (e.g. a leaf node's hub): API subjects {@code $JS.<domain>.API.>}. */
+    public ConnectionConfiguration withJetStreamDomain(String domain) {
+      return toBuilder().setJetStreamDomain(requireNonNull(domain, "domain")).build();
+    }
+
+    /** Uses JetStream through this API prefix instead of {@code $JS.API} (an account import, for example). */
+    public ConnectionConfiguration withJetStreamApiPrefix(String prefix) {
+      return toBuilder().setJetStreamApiPrefix(requireNonNull(prefix, "prefix")).build();
     }
 
     /** The name the server shows for this client's connections. */
@@ -208,53 +427,170 @@ public final class NatsIO {
       return toBuilder().setMaxReconnects(maxReconnects).build();
     }
 
+    /** Throws when options that exclude each other are combined; called when a transform expands. */
+    void validate() {
+      String urlUserInfo = NatsUrls.userInfo(getServers());
+      int auths = (getUsername() != null ? 1 : 0) + (getToken() != null ? 1 : 0) + (getNKeySeed() != null ? 1 : 0)
+          + (getCredentialsFile() != null ? 1 : 0) + (urlUserInfo != null && getUsername() == null && getToken() == null ? 1 : 0);
+      if (auths > 1) {
+        throw new IllegalArgumentException(
+            "NatsIO connection to " + displayServers() + " has more than one kind of authentication ("
+                + String.join(", ", authKinds()) + "): keep one of them.");
+      }
+      if (getTrustStorePath() != null && getCaCertificateFile() != null) {
+        throw new IllegalArgumentException("NatsIO connection has both withTrustStore and withCaCertificate: keep one of them.");
+      }
+      if (getKeyStorePath() != null && getClientCertificateFile() != null) {
+        throw new IllegalArgumentException("NatsIO connection has both withKeyStore and withClientCertificate: keep one of them.");
+      }
+      if (getJetStreamDomain() != null && getJetStreamApiPrefix() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO connection has both withJetStreamDomain and withJetStreamApiPrefix: a domain is a prefix ($JS.<domain>.API); keep one.");
+      }
+    }
+
+    private List<String> authKinds() {
+      List<String> kinds = new ArrayList<>();
+      if (getUsername() != null) {
+        kinds.add("user/password");
+      }
+      if (getToken() != null) {
+        kinds.add("token");
+      }
+      if (getNKeySeed() != null) {
+        kinds.add("nkey");
+      }
+      if (getCredentialsFile() != null) {
+        kinds.add("credentials file");
+      }
+      if (NatsUrls.userInfo(getServers()) != null) {
+        kinds.add("credentials in the URL");
+      }
+      return kinds;
+    }
+
+    /** True when any trust or identity option is set; TLS is then used (a {@code tls://} URL also turns it on). */
+    boolean hasTlsMaterial() {
+      return getTrustStorePath() != null || getKeyStorePath() != null || getCaCertificateFile() != null || getClientCertificateFile() != null;
+    }
+
+    private boolean hasSecrets() {
+      return getPassword() != null || getToken() != null || getNKeySeed() != null
+          || getTrustStorePassword() != null || getKeyStorePassword() != null || NatsUrls.userInfo(getServers()) != null;
+    }
+
     /** The servers with any embedded credentials removed. */
     String displayServers() {
       return NatsUrls.redact(getServers());
     }
 
-    /** jnats options for this configuration; the URLs handed over carry no credentials. */
-    Options toOptions() {
+    /** JetStream options for the configured domain or API prefix; every JetStream call uses them. */
+    JetStreamOptions jetStreamOptions() {
+      JetStreamOptions.Builder options = new JetStreamOptions.Builder();
+      if (getJetStreamDomain() != null) {
+        options.domain(getJetStreamDomain());
+      }
+      if (getJetStreamApiPrefix() != null) {
+        options.prefix(getJetStreamApiPrefix());
+      }
+      return options.build();
+    }
+
+    /**
+     * jnats options for this configuration; the URLs handed over carry no credentials. Builds the TLS
+     * context, so it reads the configured files.
+     */
+    Options toOptions() throws GeneralSecurityException, IOException {
+      return toOptionsBuilder().build();
+    }
+
+    /** As {@link #toOptions()}, for callers that add listeners. */
+    Options.Builder toOptionsBuilder() throws GeneralSecurityException, IOException {
+      List<String> urls = NatsUrls.withoutCredentials(getServers());
       Options.Builder options =
           new Options.Builder()
-              .servers(NatsUrls.withoutCredentials(getServers()).toArray(new String[0]))
+              .servers(urls.toArray(new String[0]))
               .connectionTimeout(java.time.Duration.ofMillis(getConnectTimeout().getMillis()))
               .reconnectWait(java.time.Duration.ofMillis(getReconnectWait().getMillis()))
               .maxReconnects(getMaxReconnects());
       String urlUserInfo = NatsUrls.userInfo(getServers());
       if (getUsername() != null) {
         options.userInfo(getUsername().toCharArray(), getPassword() == null ? new char[0] : getPassword().toCharArray());
+      } else if (getToken() != null) {
+        options.token(getToken().toCharArray());
       } else if (urlUserInfo != null && urlUserInfo.contains(":")) {
         int colon = urlUserInfo.indexOf(':');
         options.userInfo(urlUserInfo.substring(0, colon).toCharArray(), urlUserInfo.substring(colon + 1).toCharArray());
       } else if (urlUserInfo != null) {
         options.token(urlUserInfo.toCharArray());
       }
-      if (getToken() != null) {
-        options.token(getToken().toCharArray());
+      if (getNKeySeed() != null) {
+        options.authHandler(new NKeyAuthHandler(getNKeySeed()));
+      } else if (getCredentialsFile() != null) {
+        options.authHandler(Nats.credentials(getCredentialsFile()));
+      }
+      boolean tlsUrl = false;
+      for (String url : urls) {
+        String lower = url.toLowerCase(java.util.Locale.ROOT);
+        tlsUrl |= lower.startsWith("tls://") || lower.startsWith("wss://");
+      }
+      SSLContext ssl = NatsTls.sslContext(this, tlsUrl);
+      if (ssl != null) {
+        options.sslContext(ssl);
       }
       if (getConnectionName() != null) {
         options.connectionName(getConnectionName());
       }
-      return options.build();
+      return options;
     }
 
     void populateDisplayData(DisplayData.Builder builder) {
       builder.add(DisplayData.item("servers", displayServers()).withLabel("NATS servers"));
       builder.addIfNotNull(DisplayData.item("username", getUsername()).withLabel("NATS user"));
+      builder.addIfNotNull(DisplayData.item("credentialsFile", getCredentialsFile()).withLabel("NATS credentials file"));
+      if (getNKeySeed() != null) {
+        builder.add(DisplayData.item("nkey", "(seed set, hidden)"));
+      }
+      builder.addIfNotNull(DisplayData.item("trustStore", getTrustStorePath()));
+      builder.addIfNotNull(DisplayData.item("keyStore", getKeyStorePath()));
+      builder.addIfNotNull(DisplayData.item("caCertificate", getCaCertificateFile()));
+      builder.addIfNotNull(DisplayData.item("clientCertificate", getClientCertificateFile()));
+      if (!getTlsHostnameVerification()) {
+        builder.add(DisplayData.item("tlsHostnameVerification", false));
+      }
+      builder.addIfNotNull(DisplayData.item("jetStreamDomain", getJetStreamDomain()));
+      builder.addIfNotNull(DisplayData.item("jetStreamApiPrefix", getJetStreamApiPrefix()));
       builder.addIfNotNull(DisplayData.item("connectionName", getConnectionName()));
-      if (getPassword() != null || getToken() != null || NatsUrls.userInfo(getServers()) != null) {
+      if (hasSecrets()) {
         builder.add(DisplayData.item("credentials", "(set, hidden)"));
       }
     }
 
     @Override
     public final String toString() {
-      return "ConnectionConfiguration{servers=" + displayServers()
-          + (getUsername() == null ? "" : ", username=" + getUsername())
-          + (getPassword() == null && getToken() == null ? "" : ", credentials=(hidden)")
-          + (getConnectionName() == null ? "" : ", connectionName=" + getConnectionName())
-          + "}";
+      StringBuilder text = new StringBuilder("ConnectionConfiguration{servers=").append(displayServers());
+      appendIfSet(text, "username", getUsername());
+      appendIfSet(text, "credentialsFile", getCredentialsFile());
+      appendIfSet(text, "trustStore", getTrustStorePath());
+      appendIfSet(text, "keyStore", getKeyStorePath());
+      appendIfSet(text, "caCertificate", getCaCertificateFile());
+      appendIfSet(text, "clientCertificate", getClientCertificateFile());
+      if (!getTlsHostnameVerification()) {
+        text.append(", tlsHostnameVerification=false");
+      }
+      appendIfSet(text, "jetStreamDomain", getJetStreamDomain());
+      appendIfSet(text, "jetStreamApiPrefix", getJetStreamApiPrefix());
+      appendIfSet(text, "connectionName", getConnectionName());
+      if (hasSecrets()) {
+        text.append(", credentials=(hidden)");
+      }
+      return text.append('}').toString();
+    }
+
+    private static void appendIfSet(StringBuilder text, String name, @Nullable String value) {
+      if (value != null) {
+        text.append(", ").append(name).append('=').append(value);
+      }
     }
 
     @AutoValue.Builder
@@ -267,6 +603,34 @@ public final class NatsIO {
 
       abstract Builder setToken(@Nullable String token);
 
+      abstract Builder setNKeySeed(@Nullable String seed);
+
+      abstract Builder setCredentialsFile(@Nullable String path);
+
+      abstract Builder setTrustStorePath(@Nullable String path);
+
+      abstract Builder setTrustStorePassword(@Nullable String password);
+
+      abstract Builder setTrustStoreType(@Nullable String type);
+
+      abstract Builder setKeyStorePath(@Nullable String path);
+
+      abstract Builder setKeyStorePassword(@Nullable String password);
+
+      abstract Builder setKeyStoreType(@Nullable String type);
+
+      abstract Builder setCaCertificateFile(@Nullable String path);
+
+      abstract Builder setClientCertificateFile(@Nullable String path);
+
+      abstract Builder setClientKeyFile(@Nullable String path);
+
+      abstract Builder setTlsHostnameVerification(boolean verify);
+
+      abstract Builder setJetStreamDomain(@Nullable String domain);
+
+      abstract Builder setJetStreamApiPrefix(@Nullable String prefix);
+
       abstract Builder setConnectionName(@Nullable String connectionName);
 
       abstract Builder setConnectTimeout(Duration connectTimeout);
@@ -276,6 +640,47 @@ public final class NatsIO {
       abstract Builder setMaxReconnects(int maxReconnects);
 
       abstract ConnectionConfiguration build();
+    }
+  }
+
+  /**
+   * Answers the server's nkey challenge from a seed. The key is rebuilt from the seed for each
+   * connect (jnats clears key material after use), and nothing of it is logged.
+   */
+  private static final class NKeyAuthHandler implements AuthHandler {
+    private final String seed;
+
+    NKeyAuthHandler(String seed) {
+      this.seed = seed;
+    }
+
+    @Override
+    public byte[] sign(byte[] nonce) {
+      NKey key = NKey.fromSeed(seed.toCharArray());
+      try {
+        return key.sign(nonce);
+      } catch (GeneralSecurityException | IOException e) {
+        throw new IllegalStateException("Could not sign the NATS server's nkey challenge", e);
+      } finally {
+        key.clear();
+      }
+    }
+
+    @Override
+    public char[] getID() {
+      NKey key = NKey.fromSeed(seed.toCharArray());
+      try {
+        return key.getPublicKey();
+      } catch (GeneralSecurityException | IOException e) {
+        throw new IllegalStateException("Could not derive the public nkey from the seed", e);
+      } finally {
+        key.clear();
+      }
+    }
+
+    @Override
+    public char @Nullable [] getJWT() {
+      return null;
     }
   }
 
@@ -311,6 +716,22 @@ public final class NatsIO {
     abstract long getSplitSize();
 
     abstract int getBatchSize();
+
+    abstract @Nullable String getSubject();
+
+    abstract @Nullable String getQueueGroup();
+
+    abstract int getMaxBufferedMessages();
+
+    abstract @Nullable Long getMaxNumRecords();
+
+    abstract @Nullable Duration getMaxReadTime();
+
+    abstract @Nullable String getConsumerName();
+
+    abstract @Nullable String getConsumerConfigurationJson();
+
+    abstract @Nullable Double getMaxMessagesPerSecond();
 
     abstract Builder toBuilder();
 
@@ -395,13 +816,147 @@ public final class NatsIO {
       return toBuilder().setBatchSize(batchSize).build();
     }
 
+    /**
+     * Reads a Core NATS subject (wildcards allowed) instead of a stream: an unbounded, at-most-once
+     * read of a plain subscription, with processing-time timestamps. Messages published while no
+     * subscription is open, or beyond the buffer between bundles ({@link
+     * #withMaxBufferedMessages}), are lost; losses from a full buffer are counted in the {@code
+     * NatsIO/coreMessagesDropped} metric and logged. See {@code docs/delivery-modes.md}.
+     */
+    public Read withSubject(String subject) {
+      return toBuilder().setSubject(requireNonNull(subject, "subject")).build();
+    }
+
+    /**
+     * Joins this queue group for a {@link #withSubject} read: each message goes to one member of
+     * the group, so several pipelines (or other NATS clients) share the subject's messages.
+     */
+    public Read withQueueGroup(String queueGroup) {
+      return toBuilder().setQueueGroup(requireNonNull(queueGroup, "queueGroup")).build();
+    }
+
+    /**
+     * For a {@link #withSubject} read: how many received messages each worker holds between
+     * bundles (default 10,000; also at most 64 MiB). Beyond that, new messages are dropped, counted
+     * in {@code NatsIO/coreMessagesDropped} and logged.
+     */
+    public Read withMaxBufferedMessages(int maxBufferedMessages) {
+      return toBuilder().setMaxBufferedMessages(maxBufferedMessages).build();
+    }
+
+    /**
+     * Stops after this many messages: the read becomes bounded. Applies to the whole read (it is
+     * then not split), for JetStream and Core subjects alike; with a stop as well, whichever comes
+     * first ends the read.
+     */
+    public Read withMaxNumRecords(long maxNumRecords) {
+      return toBuilder().setMaxNumRecords(maxNumRecords).build();
+    }
+
+    /**
+     * Stops reading this long after the read starts (wall time): the read becomes bounded. As with
+     * {@link #withMaxNumRecords}, the whole read is one unsplit range, and any stop or record limit
+     * that comes first ends it sooner.
+     */
+    public Read withMaxReadTime(Duration maxReadTime) {
+      return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
+    }
+
+    /**
+     * Reads the stream through this existing durable pull consumer, acknowledging each message after
+     * the runner has committed it: <b>at-least-once</b>, and the way to drain work-queue and interest
+     * streams (the default position-tracked read never acknowledges, so it cannot). The consumer
+     * keeps the position; a message not acknowledged within its ack wait (a failed bundle, a worker
+     * lost) comes back with {@link NatsMessage#getDeliveredCount()} above 1, counted in the {@code
+     * NatsIO/messagesRedelivered} metric.
+     *
+     * <p>Needs a runner that finalizes bundles: the Direct runner, Flink in streaming mode with
+     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Set the consumer's ack
+     * wait above the time from read to commit (Flink: the checkpoint interval) and its max ack pending
+     * above the messages read between commits. Elements carry processing-time timestamps (the
+     * publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and filter options
+     * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     */
+    public Read withConsumer(String consumerName) {
+      return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();
+    }
+
+    /**
+     * As {@link #withConsumer}, creating the durable pull consumer from {@code configuration} first,
+     * or updating it (the server accepts only some changes to an existing consumer). The
+     * configuration needs a durable name and explicit acks (jnats's default); set its filter,
+     * deliver policy, ack wait and max ack pending here.
+     */
+    public Read withConsumerConfiguration(ConsumerConfiguration configuration) {
+      requireNonNull(configuration, "configuration");
+      String name = configuration.getDurable() != null ? configuration.getDurable() : configuration.getName();
+      if (name == null || name.isBlank()) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration needs a durable consumer: give it a name with ConsumerConfiguration.builder().durable(\"name\").");
+      }
+      if (configuration.getDurable() == null) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration(" + name + ") is not durable: an ephemeral consumer would lose its position and pending "
+                + "acks between bundles. Use ConsumerConfiguration.builder().durable(\"" + name + "\").");
+      }
+      if (configuration.getDeliverSubject() != null) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration(" + name + ") has a deliver subject (a push consumer); NatsIO pulls: remove deliverSubject.");
+      }
+      if (configuration.getAckPolicy() != AckPolicy.Explicit) {
+        throw new IllegalArgumentException(
+            "withConsumerConfiguration(" + name + ") has ack policy " + configuration.getAckPolicy()
+                + "; NatsIO acknowledges each message after the runner commits it: use AckPolicy.Explicit.");
+      }
+      return toBuilder().setConsumerName(name).setConsumerConfigurationJson(configuration.toJson()).build();
+    }
+
+    /**
+     * Outputs at most this many messages per second <b>per split being read</b>. Core subject
+     * reads, durable-consumer reads and unbounded stream reads are read as one split, so for them
+     * this is the rate of the whole read; a bounded stream read is split into pieces of {@link
+     * #withSplitSize} sequences read in parallel, each at up to this rate (raise the split size to
+     * read it as one piece). Each reader may let one extra message through when it starts. Messages
+     * wait in the server (JetStream) or the subscription's buffer (Core) meanwhile.
+     */
+    public Read withMaxMessagesPerSecond(double maxMessagesPerSecond) {
+      return toBuilder().setMaxMessagesPerSecond(maxMessagesPerSecond).build();
+    }
+
+    /** The durable consumer a {@link #withConsumer} read uses. */
+    String consumerName() {
+      return getConsumerName();
+    }
+
     boolean isBounded() {
-      return getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream();
+      return getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream() || hasLimits();
+    }
+
+    boolean hasLimits() {
+      return getMaxNumRecords() != null || getMaxReadTime() != null;
     }
 
     @Override
     public PCollection<NatsMessage> expand(PBegin input) {
       validate();
+      validateRate(getMaxMessagesPerSecond());
+      if (getSubject() != null) {
+        return input
+            .apply("Impulse", Impulse.create())
+            .apply("Read subject " + getSubject(), ParDo.of(ReadFromCoreSubjectDoFn.create(this)))
+            .setCoder(NatsMessageCoder.of());
+      }
+      if (getConsumerName() != null) {
+        String problem = ReadFromDurableConsumerDoFn.finalizationProblem(input.getPipeline().getOptions(), hasLimits());
+        if (problem != null) {
+          throw new IllegalStateException(problem);
+        }
+        return input
+            .apply("Impulse", Impulse.create())
+            .apply("Read stream " + getStream() + " through consumer " + getConsumerName(),
+                ParDo.of(ReadFromDurableConsumerDoFn.create(this)))
+            .setCoder(NatsMessageCoder.of());
+      }
       NatsSourceDescriptor descriptor = toDescriptor();
       return input
           .apply("Impulse", Impulse.create())
@@ -415,8 +970,23 @@ public final class NatsIO {
         throw new IllegalArgumentException(
             "NatsIO.read() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
+      getConnectionConfiguration().validate();
+      validateLimits(getMaxNumRecords(), getMaxReadTime());
+      if (getSubject() != null) {
+        validateCoreRead();
+        return;
+      }
+      if (getQueueGroup() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withQueueGroup applies to Core subject reads: add withSubject(\"subject\"), or drop the queue group.");
+      }
       if (getStream() == null || getStream().isBlank()) {
-        throw new IllegalArgumentException("NatsIO.read() needs a JetStream stream: call withStream(\"name\").");
+        throw new IllegalArgumentException(
+            "NatsIO.read() needs a JetStream stream or a Core subject: call withStream(\"name\") or withSubject(\"subject\").");
+      }
+      if (getConsumerName() != null) {
+        validateDurableRead();
+        return;
       }
       if (getStartSequence() != null && getStartTime() != null) {
         throw new IllegalArgumentException(
@@ -449,6 +1019,50 @@ public final class NatsIO {
       validateTuning(getSplitSize(), getBatchSize());
     }
 
+    private void validateCoreRead() {
+      if (getSubject().isBlank()) {
+        throw new IllegalArgumentException("NatsIO.read() withSubject has an empty subject.");
+      }
+      if (getStream() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() has both withStream and withSubject: a read is either a JetStream stream or a Core subject. "
+                + "To read a subject that a stream captures, use withStream(...).withFilterSubjects(subject).");
+      }
+      if (!getFilterSubjects().isEmpty() || getStartSequence() != null || getStartTime() != null
+          || getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream()) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withSubject reads a Core subscription, which has no positions: filter subjects, start and stop "
+                + "options apply to withStream reads only. Bound a Core read with withMaxNumRecords or withMaxReadTime.");
+      }
+      if (getTimestampPolicy() != TimestampPolicy.PUBLISH_TIME) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withSubject always uses processing time (Core messages carry no publish time): "
+                + "drop withProcessingTime / withTimestampFn, and assign event times downstream if needed.");
+      }
+      if (getMaxBufferedMessages() < 1) {
+        throw new IllegalArgumentException("NatsIO.read() withMaxBufferedMessages(" + getMaxBufferedMessages() + ") must be at least 1.");
+      }
+    }
+
+    private void validateDurableRead() {
+      if (getConsumerName().isBlank()) {
+        throw new IllegalArgumentException("NatsIO.read() withConsumer has an empty consumer name.");
+      }
+      if (!getFilterSubjects().isEmpty() || getStartSequence() != null || getStartTime() != null
+          || getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream()) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withConsumer reads where durable consumer '" + getConsumerName() + "' is: filter subjects and the "
+                + "start belong to the consumer's configuration (withConsumerConfiguration), and it has no stop. Bound the "
+                + "read with withMaxNumRecords or withMaxReadTime.");
+      }
+      if (getTimestampPolicy() == TimestampPolicy.TIMESTAMP_FN) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withConsumer uses processing time: redeliveries arrive out of order, so event-time timestamps "
+                + "could fall behind the watermark. Drop withTimestampFn and assign event times downstream if needed.");
+      }
+      validateTuning(getSplitSize(), getBatchSize());
+    }
+
     NatsSourceDescriptor toDescriptor() {
       return NatsSourceDescriptor.builder()
           .setStream(getStream())
@@ -471,6 +1085,9 @@ public final class NatsIO {
           .setSplitSize(getSplitSize())
           .setBatchSize(getBatchSize())
           .setBounded(isBounded())
+          .setMaxNumRecords(getMaxNumRecords())
+          .setMaxReadTime(getMaxReadTime())
+          .setMaxMessagesPerSecond(getMaxMessagesPerSecond())
           .build();
     }
 
@@ -481,6 +1098,15 @@ public final class NatsIO {
         getConnectionConfiguration().populateDisplayData(builder);
       }
       builder.addIfNotNull(DisplayData.item("stream", getStream()).withLabel("JetStream stream"));
+      builder.addIfNotNull(DisplayData.item("subject", getSubject()).withLabel("Core NATS subject"));
+      builder.addIfNotNull(DisplayData.item("queueGroup", getQueueGroup()));
+      builder.addIfNotNull(DisplayData.item("consumer", getConsumerName()).withLabel("JetStream durable consumer"));
+      if (getSubject() != null) {
+        builder.add(DisplayData.item("maxBufferedMessages", getMaxBufferedMessages()));
+      }
+      builder.addIfNotNull(DisplayData.item("maxNumRecords", getMaxNumRecords()));
+      builder.addIfNotNull(DisplayData.item("maxReadTime", getMaxReadTime()));
+      builder.addIfNotNull(DisplayData.item("maxMessagesPerSecond", getMaxMessagesPerSecond()));
       if (!getFilterSubjects().isEmpty()) {
         builder.add(DisplayData.item("filterSubjects", String.join(",", getFilterSubjects())));
       }
@@ -526,6 +1152,22 @@ public final class NatsIO {
 
       abstract Builder setBatchSize(int batchSize);
 
+      abstract Builder setSubject(@Nullable String subject);
+
+      abstract Builder setQueueGroup(@Nullable String queueGroup);
+
+      abstract Builder setMaxBufferedMessages(int maxBufferedMessages);
+
+      abstract Builder setMaxNumRecords(@Nullable Long maxNumRecords);
+
+      abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
+
+      abstract Builder setConsumerName(@Nullable String consumerName);
+
+      abstract Builder setConsumerConfigurationJson(@Nullable String json);
+
+      abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
+
       abstract Read build();
     }
   }
@@ -569,7 +1211,17 @@ public final class NatsIO {
 
     abstract boolean isBounded();
 
+    abstract @Nullable Long getMaxNumRecords();
+
+    abstract @Nullable Duration getMaxReadTime();
+
+    abstract @Nullable Double getMaxMessagesPerSecond();
+
     abstract Builder toBuilder();
+
+    boolean hasLimits() {
+      return getMaxNumRecords() != null || getMaxReadTime() != null;
+    }
 
     public ReadSourceDescriptors withServers(String servers) {
       ConnectionConfiguration current = getConnectionConfiguration();
@@ -615,13 +1267,37 @@ public final class NatsIO {
       return toBuilder().setBatchSize(batchSize).build();
     }
 
+    /**
+     * Each descriptor's read stops after this many messages; the output is bounded, and descriptors
+     * without a stop are allowed. See {@link Read#withMaxNumRecords}.
+     */
+    public ReadSourceDescriptors withMaxNumRecords(long maxNumRecords) {
+      return toBuilder().setMaxNumRecords(maxNumRecords).build();
+    }
+
+    /**
+     * Each descriptor's read stops this long after it starts; the output is bounded. See {@link
+     * Read#withMaxReadTime}.
+     */
+    public ReadSourceDescriptors withMaxReadTime(Duration maxReadTime) {
+      return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
+    }
+
+    /** At most this many messages per second per split being read. See {@link Read#withMaxMessagesPerSecond}. */
+    public ReadSourceDescriptors withMaxMessagesPerSecond(double maxMessagesPerSecond) {
+      return toBuilder().setMaxMessagesPerSecond(maxMessagesPerSecond).build();
+    }
+
     @Override
     public PCollection<NatsMessage> expand(PCollection<NatsSourceDescriptor> input) {
       if (getConnectionConfiguration() == null) {
         throw new IllegalArgumentException(
             "NatsIO.readSourceDescriptors() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
+      getConnectionConfiguration().validate();
       validateTuning(getSplitSize(), getBatchSize());
+      validateLimits(getMaxNumRecords(), getMaxReadTime());
+      validateRate(getMaxMessagesPerSecond());
       return input.apply(ParDo.of(ReadFromJetStreamDoFn.create(this))).setCoder(NatsMessageCoder.of());
     }
 
@@ -632,7 +1308,10 @@ public final class NatsIO {
         getConnectionConfiguration().populateDisplayData(builder);
       }
       builder.add(DisplayData.item("timestampPolicy", getTimestampPolicy().name()));
-      builder.add(DisplayData.item("bounded", isBounded()));
+      builder.add(DisplayData.item("bounded", isBounded() || hasLimits()));
+      builder.addIfNotNull(DisplayData.item("maxNumRecords", getMaxNumRecords()));
+      builder.addIfNotNull(DisplayData.item("maxReadTime", getMaxReadTime()));
+      builder.addIfNotNull(DisplayData.item("maxMessagesPerSecond", getMaxMessagesPerSecond()));
     }
 
     @AutoValue.Builder
@@ -652,6 +1331,12 @@ public final class NatsIO {
       abstract Builder setBatchSize(int batchSize);
 
       abstract Builder setBounded(boolean bounded);
+
+      abstract Builder setMaxNumRecords(@Nullable Long maxNumRecords);
+
+      abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
+
+      abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
 
       abstract ReadSourceDescriptors build();
     }
@@ -906,6 +1591,22 @@ public final class NatsIO {
 
     @Override
     public void finishSpecifyingOutput(String transformName, PInput input, PTransform<?, ?> transform) {}
+  }
+
+  private static void validateLimits(@Nullable Long maxNumRecords, @Nullable Duration maxReadTime) {
+    if (maxNumRecords != null && maxNumRecords < 1) {
+      throw new IllegalArgumentException("NatsIO withMaxNumRecords(" + maxNumRecords + ") must be at least 1.");
+    }
+    if (maxReadTime != null && !maxReadTime.isLongerThan(Duration.ZERO)) {
+      throw new IllegalArgumentException("NatsIO withMaxReadTime(" + maxReadTime + ") must be positive.");
+    }
+  }
+
+  private static void validateRate(@Nullable Double maxMessagesPerSecond) {
+    if (maxMessagesPerSecond != null && !(maxMessagesPerSecond > 0 && maxMessagesPerSecond <= 1e9)) {
+      throw new IllegalArgumentException(
+          "NatsIO withMaxMessagesPerSecond(" + maxMessagesPerSecond + ") must be positive (and at most a billion).");
+    }
   }
 
   private static void validateTuning(long splitSize, int batchSize) {

@@ -17,7 +17,9 @@ import org.joda.time.Instant;
  *
  * <p>Read from JetStream, a message carries its stream, its stream sequence and the time the
  * server stored it. Read from a Core subject, the stream is null, the sequence 0 and the timestamp
- * the time it was received. Messages built with {@link #create} for writing have neither.
+ * the time it was received. Messages built with {@link #create} for writing have neither. Read
+ * through a durable consumer ({@code withConsumer}), a message also carries how many times the
+ * server has delivered it ({@link #getDeliveredCount()}): more than 1 marks a redelivery.
  *
  * <p>Its default coder, {@link NatsMessageCoder}, is a compact deterministic binary coder that also
  * carries a Beam schema ({@link NatsMessageCoder#SCHEMA}), so a {@code PCollection<NatsMessage>}
@@ -46,6 +48,18 @@ public abstract class NatsMessage {
   /** JetStream publish time, or the receive time of a Core message; null for new messages. */
   public abstract @Nullable Instant getTimestamp();
 
+  /**
+   * How many times a durable consumer has delivered this message: 1 the first time, more when it
+   * was redelivered because an earlier delivery was not acknowledged in time (so it may have been
+   * output before). 0 for messages not read through a durable consumer.
+   */
+  public abstract long getDeliveredCount();
+
+  /** True when a durable consumer delivered this message before ({@code getDeliveredCount() > 1}). */
+  public boolean isRedelivered() {
+    return getDeliveredCount() > 1;
+  }
+
   /** A message to publish with no headers. */
   public static NatsMessage create(String subject, byte[] payload) {
     return of(subject, payload, Collections.emptyMap(), null, 0L, null);
@@ -64,9 +78,21 @@ public abstract class NatsMessage {
       @Nullable String stream,
       long sequence,
       @Nullable Instant timestamp) {
+    return of(subject, payload, headers, stream, sequence, timestamp, 0L);
+  }
+
+  /** A message with every field, including the delivery count of a durable consumer. */
+  public static NatsMessage of(
+      String subject,
+      byte[] payload,
+      Map<String, List<String>> headers,
+      @Nullable String stream,
+      long sequence,
+      @Nullable Instant timestamp,
+      long deliveredCount) {
     Objects.requireNonNull(subject, "subject");
     Objects.requireNonNull(payload, "payload");
-    return new AutoValue_NatsMessage(subject, payload, sortedCopy(headers), stream, sequence, timestamp);
+    return new AutoValue_NatsMessage(subject, payload, sortedCopy(headers), stream, sequence, timestamp, deliveredCount);
   }
 
   /** The payload decoded as UTF-8, for logging and tests. */
@@ -88,12 +114,14 @@ public abstract class NatsMessage {
         && getHeaders().equals(that.getHeaders())
         && Objects.equals(getStream(), that.getStream())
         && getSequence() == that.getSequence()
-        && Objects.equals(getTimestamp(), that.getTimestamp());
+        && Objects.equals(getTimestamp(), that.getTimestamp())
+        && getDeliveredCount() == that.getDeliveredCount();
   }
 
   @Override
   public final int hashCode() {
-    return Objects.hash(getSubject(), Arrays.hashCode(getPayload()), getHeaders(), getStream(), getSequence(), getTimestamp());
+    return Objects.hash(
+        getSubject(), Arrays.hashCode(getPayload()), getHeaders(), getStream(), getSequence(), getTimestamp(), getDeliveredCount());
   }
 
   @Override
@@ -103,6 +131,7 @@ public abstract class NatsMessage {
         + ", payloadBytes=" + getPayload().length
         + (getHeaders().isEmpty() ? "" : ", headers=" + getHeaders().keySet())
         + (getTimestamp() == null ? "" : ", timestamp=" + getTimestamp())
+        + (getDeliveredCount() == 0 ? "" : ", deliveredCount=" + getDeliveredCount())
         + "}";
   }
 

@@ -29,9 +29,11 @@ import org.joda.time.Instant;
  *
  * <h3>Encoding</h3>
  *
- * <p>A presence byte (bit 0: stream, bit 1: timestamp), the subject as modified UTF-8, the payload
- * length and bytes, the sequence, the stream and timestamp millis when present, then the header
- * count and each header's key and values. Headers are held in key order, so equal messages encode
+ * <p>A presence byte (bit 0: stream, bit 1: timestamp, bit 2: delivered count), the subject as
+ * modified UTF-8, the payload length and bytes, the sequence, the stream, timestamp millis and
+ * delivered count when present, then the header count and each header's key and values. A
+ * delivered count of 0 (every message not read through a durable consumer) is absent, so such
+ * messages encode exactly as before the field existed. Headers are held in key order, so equal messages encode
  * to equal bytes: the coder is deterministic and can be used in keys.
  *
  * <h3>Schema</h3>
@@ -41,7 +43,7 @@ import org.joda.time.Instant;
  * ({@link #SCHEMA}) is used only by schema transforms that ask for it.
  */
 public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
-  /** The row form of a message: subject, payload, headers, stream, sequence, timestamp. */
+  /** The row form of a message: subject, payload, headers, stream, sequence, timestamp, delivered count. */
   public static final Schema SCHEMA =
       Schema.builder()
           .addStringField("subject")
@@ -50,11 +52,13 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
           .addNullableField("stream", FieldType.STRING)
           .addInt64Field("sequence")
           .addNullableField("timestamp", FieldType.DATETIME)
+          .addInt64Field("deliveredCount")
           .build();
 
   private static final NatsMessageCoder INSTANCE = new NatsMessageCoder();
   private static final int HAS_STREAM = 1;
   private static final int HAS_TIMESTAMP = 2;
+  private static final int HAS_DELIVERED_COUNT = 4;
 
   private NatsMessageCoder() {
     super(SCHEMA, TypeDescriptor.of(NatsMessage.class), new ToRow(), new FromRow());
@@ -67,7 +71,10 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
   @Override
   public void encode(NatsMessage message, OutputStream outStream) throws IOException {
     DataOutputStream out = new DataOutputStream(outStream);
-    int presence = (message.getStream() != null ? HAS_STREAM : 0) | (message.getTimestamp() != null ? HAS_TIMESTAMP : 0);
+    int presence =
+        (message.getStream() != null ? HAS_STREAM : 0)
+            | (message.getTimestamp() != null ? HAS_TIMESTAMP : 0)
+            | (message.getDeliveredCount() != 0 ? HAS_DELIVERED_COUNT : 0);
     out.writeByte(presence);
     writeString(out, message.getSubject());
     byte[] payload = message.getPayload();
@@ -79,6 +86,9 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     }
     if (message.getTimestamp() != null) {
       out.writeLong(message.getTimestamp().getMillis());
+    }
+    if (message.getDeliveredCount() != 0) {
+      out.writeLong(message.getDeliveredCount());
     }
     Map<String, List<String>> headers = message.getHeaders();
     out.writeInt(headers.size());
@@ -102,6 +112,7 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     long sequence = in.readLong();
     String stream = (presence & HAS_STREAM) != 0 ? readString(in) : null;
     Instant timestamp = (presence & HAS_TIMESTAMP) != 0 ? Instant.ofEpochMilli(in.readLong()) : null;
+    long deliveredCount = (presence & HAS_DELIVERED_COUNT) != 0 ? in.readLong() : 0L;
     int headerCount = in.readInt();
     Map<String, List<String>> headers = Collections.emptyMap();
     if (headerCount > 0) {
@@ -116,7 +127,7 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
         headers.put(key, values);
       }
     }
-    return NatsMessage.of(subject, payload, headers, stream, sequence, timestamp);
+    return NatsMessage.of(subject, payload, headers, stream, sequence, timestamp, deliveredCount);
   }
 
   /** Length-prefixed UTF-8: unlike {@code writeUTF}, no 64 KiB limit on a header value. */
@@ -172,7 +183,8 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
               message.getHeaders(),
               message.getStream(),
               message.getSequence(),
-              message.getTimestamp())
+              message.getTimestamp(),
+              message.getDeliveredCount())
           .build();
     }
 
@@ -197,7 +209,8 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
           headers == null ? Collections.emptyMap() : headers,
           row.getString("stream"),
           row.getInt64("sequence"),
-          row.getDateTime("timestamp") == null ? null : new Instant(row.getDateTime("timestamp")));
+          row.getDateTime("timestamp") == null ? null : new Instant(row.getDateTime("timestamp")),
+          row.getInt64("deliveredCount"));
     }
 
     @Override

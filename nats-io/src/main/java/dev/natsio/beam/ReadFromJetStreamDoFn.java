@@ -54,12 +54,19 @@ import org.slf4j.LoggerFactory;
  * stream caught up. Positions are resolved against the server once, here, and are the runner's
  * from then on: the server keeps no position for us.
  *
+ * <p>The restriction is a {@link LimitedOffsetRange}: that range plus what is left of the read's
+ * {@code withMaxNumRecords} / {@code withMaxReadTime} budget (none by default). A read with a
+ * budget is bounded even without a stop; it ends when the budget is spent, the deadline passes or
+ * the range ends, whichever comes first.
+ *
  * <h3>Splitting</h3>
  *
  * <p>Bounded ranges are split up front into pieces of {@code splitSize} sequences so a backfill
  * reads in parallel; the runner may split further at any claimed position ({@link
  * OffsetRangeTracker}). Unbounded ranges use a {@link GrowableOffsetRangeTracker} whose end is
- * estimated from the stream's last sequence + 1, memoized for about a second.
+ * estimated from the stream's last sequence + 1, memoized for about a second. A range with a
+ * record or time budget is not split up front and only at checkpoints afterwards (see {@link
+ * LimitedOffsetRange.Tracker}): the budget holds per descriptor, exactly.
  *
  * <h3>Reading and gaps</h3>
  *
@@ -104,13 +111,14 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   private transient @Nullable JetStreamMetadata metadata;
   private transient @Nullable Map<String, StreamStats> statsByStream;
   private transient @Nullable Set<String> lineageReported;
+  private transient @Nullable RatePacer pacer;
 
   ReadFromJetStreamDoFn(NatsIO.ReadSourceDescriptors spec) {
     this.spec = spec;
   }
 
   static ReadFromJetStreamDoFn create(NatsIO.ReadSourceDescriptors spec) {
-    return spec.isBounded() ? new Bounded(spec) : new Unbounded(spec);
+    return spec.isBounded() || spec.hasLimits() ? new Bounded(spec) : new Unbounded(spec);
   }
 
   /** The bounded flavour: the output PCollection is bounded, so batch runners can read it. */
@@ -132,9 +140,9 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   // ---- Initial restriction and splitting -------------------------------------------------------
 
   @GetInitialRestriction
-  public OffsetRange initialRestriction(@Element NatsSourceDescriptor descriptor) {
+  public LimitedOffsetRange initialRestriction(@Element NatsSourceDescriptor descriptor) {
     String stream = descriptor.getStream();
-    if (spec.isBounded() && !descriptor.isBounded()) {
+    if (spec.isBounded() && !descriptor.isBounded() && !spec.hasLimits()) {
       throw new IllegalArgumentException(
           "readSourceDescriptors().withBounded() needs every descriptor to have a stop, but the one for stream '"
               + stream + "' has none: give it withStopSequence, withStopTime or withStopAtEndOfStream.");
@@ -166,41 +174,52 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     } else {
       to = Long.MAX_VALUE;
     }
-    return new OffsetRange(from, Math.max(from, to));
+    OffsetRange range = new OffsetRange(from, Math.max(from, to));
+    return new LimitedOffsetRange(
+        range,
+        spec.getMaxNumRecords() == null ? LimitedOffsetRange.NO_RECORD_LIMIT : spec.getMaxNumRecords(),
+        spec.getMaxReadTime() == null ? null : Instant.now().plus(spec.getMaxReadTime()));
   }
 
   @SplitRestriction
-  public void splitRestriction(@Restriction OffsetRange restriction, OutputReceiver<OffsetRange> receiver) {
-    long size = restriction.getTo() - restriction.getFrom();
-    if (restriction.getTo() == Long.MAX_VALUE || size <= spec.getSplitSize()) {
+  public void splitRestriction(@Restriction LimitedOffsetRange restriction, OutputReceiver<LimitedOffsetRange> receiver) {
+    OffsetRange range = restriction.getRange();
+    long size = range.getTo() - range.getFrom();
+    if (restriction.isLimited() || range.getTo() == Long.MAX_VALUE || size <= spec.getSplitSize()) {
       receiver.output(restriction);
       return;
     }
-    for (OffsetRange piece : restriction.split(spec.getSplitSize(), 1)) {
-      receiver.output(piece);
+    for (OffsetRange piece : range.split(spec.getSplitSize(), 1)) {
+      receiver.output(LimitedOffsetRange.unlimited(piece));
     }
   }
 
   @NewTracker
-  public RestrictionTracker<OffsetRange, Long> newTracker(
-      @Element NatsSourceDescriptor descriptor, @Restriction OffsetRange restriction) {
-    if (restriction.getTo() == Long.MAX_VALUE && !spec.isBounded() && !descriptor.isBounded()) {
+  public RestrictionTracker<LimitedOffsetRange, Long> newTracker(
+      @Element NatsSourceDescriptor descriptor, @Restriction LimitedOffsetRange restriction) {
+    OffsetRange range = restriction.getRange();
+    RestrictionTracker<OffsetRange, Long> tracker;
+    if (range.getTo() == Long.MAX_VALUE && !descriptor.isBounded()) {
       String stream = descriptor.getStream();
-      return new GrowableOffsetRangeTracker(restriction.getFrom(), () -> statsFor(stream).lastSequence + 1);
+      tracker = new GrowableOffsetRangeTracker(range.getFrom(), () -> statsFor(stream).lastSequence + 1);
+    } else {
+      tracker = new OffsetRangeTracker(range);
     }
-    return new OffsetRangeTracker(restriction);
+    return new LimitedOffsetRange.Tracker(restriction, tracker, false);
   }
 
   @GetRestrictionCoder
-  public Coder<OffsetRange> restrictionCoder() {
-    return new OffsetRange.Coder();
+  public Coder<LimitedOffsetRange> restrictionCoder() {
+    return LimitedOffsetRange.Coder.of();
   }
 
   @GetSize
-  public double getSize(@Element NatsSourceDescriptor descriptor, @Restriction OffsetRange restriction) {
+  public double getSize(@Element NatsSourceDescriptor descriptor, @Restriction LimitedOffsetRange restriction) {
     StreamStats stats = statsFor(descriptor.getStream());
-    long end = restriction.getTo() == Long.MAX_VALUE ? stats.lastSequence + 1 : restriction.getTo();
-    return Math.max(0, end - restriction.getFrom()) * stats.averageMessageBytes();
+    OffsetRange range = restriction.getRange();
+    long end = range.getTo() == Long.MAX_VALUE ? stats.lastSequence + 1 : range.getTo();
+    long sequences = Math.min(Math.max(0, end - range.getFrom()), restriction.getMaxRecords());
+    return sequences * stats.averageMessageBytes();
   }
 
   // ---- Watermark -------------------------------------------------------------------------------
@@ -229,7 +248,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   @ProcessElement
   public ProcessContinuation processElement(
       @Element NatsSourceDescriptor descriptor,
-      RestrictionTracker<OffsetRange, Long> tracker,
+      RestrictionTracker<LimitedOffsetRange, Long> tracker,
       WatermarkEstimator<Instant> watermarkEstimator,
       OutputReceiver<NatsMessage> receiver)
       throws InterruptedException {
@@ -238,7 +257,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     NatsIO.ConnectionConfiguration connection = spec.getConnectionConfiguration();
     reportLineage(stream);
 
-    long nextSequence = tracker.currentRestriction().getFrom();
+    LimitedOffsetRange budget = tracker.currentRestriction();
+    long nextSequence = budget.getRange().getFrom();
     JetStreamReader reader = JetStreamReaderCache.INSTANCE.take(key(descriptor, nextSequence));
     if (reader == null) {
       try {
@@ -261,11 +281,17 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     Long parkAt = null;
     try {
       while (true) {
+        if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
+          // withMaxNumRecords is reached or withMaxReadTime is up: the read ends here, without
+          // waiting for another message (this reader is closed: its position is past the end).
+          tracker.tryClaim(Long.MAX_VALUE);
+          return ProcessContinuation.stop();
+        }
         Message message = reader.next(POLL_TIMEOUT);
         if (message == null) {
           if (finishIfRangeExhausted(descriptor, tracker, nextSequence)) {
             // Nothing matching lies below the end, so the reader can serve the range that follows.
-            long end = tracker.currentRestriction().getTo();
+            long end = tracker.currentRestriction().getRange().getTo();
             parkAt = end == Long.MAX_VALUE ? null : end;
             return ProcessContinuation.stop();
           }
@@ -282,9 +308,15 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           tracker.tryClaim(Long.MAX_VALUE); // Marks the range done: nothing before the stop time remains.
           return ProcessContinuation.stop();
         }
+        if (pacer != null) {
+          pacer.acquire(); // withMaxMessagesPerSecond: wait for this message's slot.
+        }
         if (!tracker.tryClaim(sequence)) {
+          if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
+            return ProcessContinuation.stop(); // The budget is spent: the read ends, and so does this reader.
+          }
           reader.pushBack(message);
-          parkAt = tracker.currentRestriction().getTo();
+          parkAt = tracker.currentRestriction().getRange().getTo();
           return ProcessContinuation.stop();
         }
         nextSequence = sequence + 1;
@@ -308,6 +340,11 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       }
       recordProgress(stream, messageCount, byteCount, nextSequence);
     }
+  }
+
+  @Setup
+  public void setup() {
+    pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
   }
 
   @Teardown
@@ -335,8 +372,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
    * polls again.
    */
   private boolean finishIfRangeExhausted(
-      NatsSourceDescriptor descriptor, RestrictionTracker<OffsetRange, Long> tracker, long nextSequence) {
-    long to = tracker.currentRestriction().getTo();
+      NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence) {
+    long to = tracker.currentRestriction().getRange().getTo();
     Instant stopTime = descriptor.getStopTime();
     boolean stopTimePassed = stopTime != null && !Instant.now().isBefore(stopTime);
     if (to == Long.MAX_VALUE && !stopTimePassed) {
@@ -359,7 +396,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     }
   }
 
-  private boolean finishAtStopTime(NatsSourceDescriptor descriptor, RestrictionTracker<OffsetRange, Long> tracker, long nextSequence)
+  private boolean finishAtStopTime(
+      NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence)
       throws IOException {
     MessageInfo next = metadata().nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects());
     if (next == null || !toInstant(next.getTime()).isBefore(descriptor.getStopTime())) {
@@ -404,13 +442,16 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       throw new NatsIOException(
           "JetStream stream '" + stream + "' on " + spec.getConnectionConfiguration().displayServers()
               + " is a work-queue stream. NatsIO's position-tracked read uses ordered consumers, which a work-queue "
-              + "stream does not allow, and never acknowledges, so it cannot drain one. Read it with a durable "
-              + "consumer that acknowledges each message instead.");
+              + "stream does not allow, and never acknowledges, so it cannot drain one. Read it through a durable "
+              + "consumer, which acknowledges each message once the runner has committed it: "
+              + "NatsIO.read().withStream(\"" + stream + "\").withConsumer(\"name\") for an existing pull consumer, or "
+              + ".withConsumerConfiguration(ConsumerConfiguration.builder().durable(\"name\").build()) to create one.");
     }
     if (retention == RetentionPolicy.Interest) {
       LOG.warn(
           "JetStream stream '{}' has interest retention: while NatsIO's ack-none reader is its only consumer, the server "
-              + "may delete messages as soon as they are delivered. Other consumers keep their own copies.",
+              + "may delete messages as soon as they are delivered. Other consumers keep their own copies. To read it "
+              + "at-least-once with acknowledgements, use withConsumer(...).",
           stream);
     }
     if (descriptor.getFilterSubjects().size() > 1
@@ -482,7 +523,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
   private JetStreamMetadata metadata() {
     if (metadata == null) {
-      metadata = new JetStreamMetadata(lease().connection(), spec.getConnectionConfiguration().displayServers());
+      metadata = new JetStreamMetadata(lease().connection(), spec.getConnectionConfiguration());
     }
     return metadata;
   }
@@ -491,7 +532,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     return Instant.ofEpochMilli(time.toInstant().toEpochMilli());
   }
 
-  private static Map<String, List<String>> headersOf(Message message) {
+  static Map<String, List<String>> headersOf(Message message) {
     if (!message.hasHeaders()) {
       return Collections.emptyMap();
     }

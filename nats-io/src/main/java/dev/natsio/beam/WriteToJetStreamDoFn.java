@@ -139,8 +139,8 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
   @Setup
   public void setup() throws IOException {
     lease = NatsConnections.acquire(configuration);
-    jetStream = lease.connection().jetStream();
-    management = lease.connection().jetStreamManagement();
+    jetStream = lease.connection().jetStream(configuration.jetStreamOptions());
+    management = lease.connection().jetStreamManagement(configuration.jetStreamOptions());
     sharedOptions = expectedStream == null ? null : PublishOptions.builder().expectedStream(expectedStream).build();
     streamLookups = new HashMap<>();
   }

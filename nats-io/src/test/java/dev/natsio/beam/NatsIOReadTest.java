@@ -339,8 +339,8 @@ public class NatsIOReadTest {
     ReadFromJetStreamDoFn fn = ReadFromJetStreamDoFn.create(read("sized").withStopAtEndOfStream().toReadSourceDescriptors());
     NatsSourceDescriptor descriptor = NatsSourceDescriptor.of("sized").withStopAtEndOfStream();
     try {
-      assertThat(fn.initialRestriction(descriptor), equalTo(new OffsetRange(1, 101)));
-      assertThat(fn.getSize(descriptor, new OffsetRange(51, 101)), equalTo(streamBytes / 2.0));
+      assertThat(fn.initialRestriction(descriptor), equalTo(LimitedOffsetRange.unlimited(new OffsetRange(1, 101))));
+      assertThat(fn.getSize(descriptor, LimitedOffsetRange.unlimited(new OffsetRange(51, 101))), equalTo(streamBytes / 2.0));
     } finally {
       fn.teardown();
     }

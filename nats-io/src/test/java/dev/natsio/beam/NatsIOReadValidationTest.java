@@ -87,7 +87,7 @@ public class NatsIOReadValidationTest {
   }
 
   @Test
-  public void credentialsInTheUrlReachJnatsOnlyAsUserInfo() {
+  public void credentialsInTheUrlReachJnatsOnlyAsUserInfo() throws Exception {
     NatsIO.ConnectionConfiguration configuration = NatsIO.ConnectionConfiguration.create("nats://alice:pa55word@host:4222, nats://other:4223");
 
     assertThat(NatsUrls.withoutCredentials(configuration.getServers()), equalTo(java.util.List.of("nats://host:4222", "nats://other:4223")));

@@ -41,9 +41,10 @@ import org.junit.rules.ExternalResource;
  *
  * <h3>Security</h3>
  *
- * <p>The builder configures user/password, token or nkey authentication and TLS with certificates
- * made at test time ({@link TestCertificates}). {@link #clientOptions()} returns jnats options that
- * satisfy whatever the server requires.
+ * <p>The builder configures user/password, token or nkey authentication, operator (JWT) mode with
+ * a credentials file ({@link TestJwtAccounts}), and TLS, optionally verifying client certificates,
+ * with certificates made at test time ({@link TestCertificates}). {@link #clientOptions()} returns
+ * jnats options that satisfy whatever the server requires.
  */
 public final class NatsTestServer extends ExternalResource implements AutoCloseable {
   private static final Duration START_TIMEOUT = Duration.ofSeconds(30);
@@ -55,6 +56,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
   private final Path portsDir;
   private final Path configFile;
   private final Path logFile;
+  private final TestJwtAccounts jwtAccounts;
   private int port;
   private Process process;
 
@@ -70,6 +72,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     this.configFile = workDir.resolve("nats-server.conf");
     this.logFile = workDir.resolve("nats-server.log");
     this.port = settings.port;
+    this.jwtAccounts = settings.operatorMode ? TestJwtAccounts.create(workDir) : null;
   }
 
   /** A single JetStream server with no authentication. */
@@ -196,6 +199,16 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     return settings.nkey == null ? null : new String(seedOf(settings.nkey));
   }
 
+  /** The user credentials file of a server in operator mode, or null. */
+  public Path credentialsFile() {
+    return jwtAccounts == null ? null : jwtAccounts.credentialsFile();
+  }
+
+  /** The operator-mode user's seed (inside {@link #credentialsFile()}), or null. */
+  public String credentialsSeed() {
+    return jwtAccounts == null ? null : jwtAccounts.userSeed();
+  }
+
   /** jnats options that connect to this server with whatever credentials and TLS it requires. */
   public Options.Builder clientOptions() {
     Options.Builder options =
@@ -213,9 +226,12 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (settings.nkey != null) {
       options.authHandler(nkeyAuthHandler(settings.nkey));
     }
+    if (jwtAccounts != null) {
+      options.authHandler(Nats.credentials(jwtAccounts.credentialsFile().toString()));
+    }
     if (settings.certificates != null) {
       try {
-        options.sslContext(settings.certificates.clientSslContext());
+        options.sslContext(settings.certificates.clientSslContext(settings.verifyClients));
       } catch (GeneralSecurityException | IOException e) {
         throw new IllegalStateException("Could not build a TLS context for the test server", e);
       }
@@ -260,7 +276,14 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
       config.append("server_name: ").append(settings.serverName).append('\n');
     }
     if (settings.jetStream) {
-      config.append("jetstream {\n  store_dir: \"").append(storeDir).append("\"\n}\n");
+      config.append("jetstream {\n  store_dir: \"").append(storeDir).append("\"\n");
+      if (settings.jetStreamDomain != null) {
+        config.append("  domain: ").append(settings.jetStreamDomain).append('\n');
+      }
+      config.append("}\n");
+    }
+    if (jwtAccounts != null) {
+      config.append(jwtAccounts.serverConfig());
     }
     if (settings.user != null) {
       config.append("authorization {\n  user: \"").append(settings.user)
@@ -274,7 +297,11 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (settings.certificates != null) {
       config.append("tls {\n  cert_file: \"").append(settings.certificates.serverCertificatePem())
           .append("\"\n  key_file: \"").append(settings.certificates.serverKeyPem())
-          .append("\"\n  timeout: 5\n}\n");
+          .append("\"\n  timeout: 5\n");
+      if (settings.verifyClients) {
+        config.append("  ca_file: \"").append(settings.certificates.caPem()).append("\"\n  verify: true\n");
+      }
+      config.append("}\n");
     }
     if (settings.maxPayload > 0) {
       config.append("max_payload: ").append(settings.maxPayload).append('\n');
@@ -409,6 +436,9 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     private String token;
     private NKey nkey;
     private TestCertificates certificates;
+    private boolean verifyClients;
+    private String jetStreamDomain;
+    private boolean operatorMode;
     private String clusterBlock;
     private int maxPayload;
 
@@ -442,7 +472,31 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
 
     /** Serves TLS with certificates signed by a test CA made for this JVM. */
     public Builder withTls() {
-      this.certificates = TestCertificates.shared();
+      return withTls(TestCertificates.shared());
+    }
+
+    /** Serves TLS with these certificates. */
+    public Builder withTls(TestCertificates certificates) {
+      this.certificates = certificates;
+      return this;
+    }
+
+    /** Serves TLS and requires clients to present a certificate signed by the test CA. */
+    public Builder withMutualTls() {
+      withTls();
+      this.verifyClients = true;
+      return this;
+    }
+
+    /** Places the server's JetStream in this domain. */
+    public Builder withJetStreamDomain(String domain) {
+      this.jetStreamDomain = domain;
+      return this;
+    }
+
+    /** Runs in operator (JWT) mode: clients authenticate with {@link NatsTestServer#credentialsFile()}. */
+    public Builder withOperatorMode() {
+      this.operatorMode = true;
       return this;
     }
 

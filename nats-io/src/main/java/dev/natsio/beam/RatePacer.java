@@ -1,0 +1,30 @@
+package dev.natsio.beam;
+
+/**
+ * Spaces messages at least {@code 1 / rate} seconds apart, for {@code withMaxMessagesPerSecond}.
+ *
+ * <p>Each DoFn instance keeps one (a transient field): an instance reads one restriction at a
+ * time, so the limit holds per split being read. There is no burst allowance: the first message
+ * passes at once and each next one waits for its slot, so over any interval of {@code t} seconds a
+ * pacer lets through at most {@code rate * t + 1} messages. A new pacer (another instance, another
+ * worker) starts with one free message, which is the slack the limit is documented with.
+ */
+final class RatePacer {
+  private final long intervalNanos;
+  private long nextNanos;
+
+  RatePacer(double messagesPerSecond) {
+    this.intervalNanos = (long) (1_000_000_000L / messagesPerSecond);
+    this.nextNanos = System.nanoTime();
+  }
+
+  /** Waits until the next message may be output, and reserves that slot. */
+  void acquire() throws InterruptedException {
+    long now = System.nanoTime();
+    long wait = nextNanos - now;
+    if (wait > 0) {
+      Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+    }
+    nextNanos = Math.max(nextNanos, now) + intervalNanos;
+  }
+}

@@ -1,0 +1,314 @@
+package dev.natsio.beam;
+
+import io.nats.client.Message;
+import io.nats.client.impl.NatsJetStreamMetaData;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.apache.beam.sdk.coders.Coder;
+import org.apache.beam.sdk.coders.InstantCoder;
+import org.apache.beam.sdk.io.range.OffsetRange;
+import org.apache.beam.sdk.metrics.Counter;
+import org.apache.beam.sdk.metrics.Metrics;
+import org.apache.beam.sdk.options.PipelineOptions;
+import org.apache.beam.sdk.options.StreamingOptions;
+import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.splittabledofn.OffsetRangeTracker;
+import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
+import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimator;
+import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimators;
+import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.checkerframework.checker.nullness.qual.Nullable;
+import org.joda.time.Duration;
+import org.joda.time.Instant;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The splittable DoFn behind {@code NatsIO.read().withStream(s).withConsumer(name)}: reads through
+ * a durable JetStream pull consumer and acknowledges each message only after the runner has
+ * durably committed the bundle that output it. At-least-once; works on work-queue and interest
+ * streams, which the position-tracked read cannot drain.
+ *
+ * <h3>Initial restriction</h3>
+ *
+ * <p>Binds to the consumer (creating or updating it from {@code withConsumerConfiguration}), and
+ * refuses push consumers and any ack policy but explicit. The restriction is a {@link
+ * LimitedOffsetRange} over {@code [0, Long.MAX_VALUE)} of message counts with the read's record and
+ * time budget: the server, not the restriction, keeps the position (the consumer's ack floor).
+ *
+ * <h3>Splitting</h3>
+ *
+ * <p>Only at checkpoints (fraction 0). Several pullers of one consumer share its messages, so a
+ * fractional split would add a reader, not divide work that has a size.
+ *
+ * <h3>Acknowledgement and checkpoints</h3>
+ *
+ * <p>The reply subjects of the messages a bundle outputs are kept (not the messages) and handed to
+ * a {@link BundleFinalizer} callback, which publishes {@code +ACK} to each over the shared
+ * connection once the runner has committed the bundle; past the consumer's ack wait the callback
+ * is dropped, as the server has redelivered by then. A failed or retried bundle acks nothing, so its
+ * messages come back after the ack wait, marked by {@link NatsMessage#getDeliveredCount()} above 1
+ * and counted in {@code NatsIO/messagesRedelivered}. The pull is parked between bundles ({@link
+ * DurableConsumerReader}); messages it pulled but no bundle output are nak'ed when it closes.
+ *
+ * <p>Runners must finalize bundles: the Direct runner does after each commit; Flink only in
+ * streaming mode with checkpointing (callbacks run when a checkpoint completes), so {@link
+ * #finalizationProblem} refuses Flink batch mode and Flink without checkpointing when the pipeline
+ * is built; Dataflow needs Runner v2. The consumer's ack wait must exceed the time from reading to
+ * commit (the checkpoint interval on Flink), and its max ack pending bounds the messages between
+ * checkpoints.
+ *
+ * <h3>Watermark and timestamps</h3>
+ *
+ * <p>Processing time: redeliveries arrive out of publish order, so publish-time timestamps would
+ * fall behind the watermark. Each message's publish time stays in {@link NatsMessage#getTimestamp()}.
+ */
+abstract class ReadFromDurableConsumerDoFn extends DoFn<byte[], NatsMessage> {
+  private static final Logger LOG = LoggerFactory.getLogger(ReadFromDurableConsumerDoFn.class);
+  static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
+  private static final String METRICS_NAMESPACE = "NatsIO";
+  private static final byte[] ACK = "+ACK".getBytes(StandardCharsets.US_ASCII);
+
+  private final NatsIO.Read spec;
+  /** One id per read transform: its parked pull is reused by that read's bundles only. */
+  private final String readId;
+  private final Counter messagesRead = Metrics.counter(METRICS_NAMESPACE, "messagesRead");
+  private final Counter bytesRead = Metrics.counter(METRICS_NAMESPACE, "bytesRead");
+  private final Counter messagesRedelivered = Metrics.counter(METRICS_NAMESPACE, "messagesRedelivered");
+
+  private transient @Nullable RatePacer pacer;
+
+  ReadFromDurableConsumerDoFn(NatsIO.Read spec) {
+    this.spec = spec;
+    this.readId = UUID.randomUUID().toString();
+  }
+
+  static ReadFromDurableConsumerDoFn create(NatsIO.Read spec) {
+    return spec.hasLimits() ? new Bounded(spec) : new Unbounded(spec);
+  }
+
+  /** With a record or time budget: the output is bounded. */
+  @BoundedPerElement
+  static final class Bounded extends ReadFromDurableConsumerDoFn {
+    Bounded(NatsIO.Read spec) {
+      super(spec);
+    }
+  }
+
+  /** The live read. */
+  @UnboundedPerElement
+  static final class Unbounded extends ReadFromDurableConsumerDoFn {
+    Unbounded(NatsIO.Read spec) {
+      super(spec);
+    }
+  }
+
+  // ---- Runner support --------------------------------------------------------------------------
+
+  /**
+   * Why the runner in {@code options} would never acknowledge, or null when it would: Flink runs
+   * bundle finalization only in streaming mode with checkpointing on. Read through reflection, as
+   * NatsIO does not depend on the Flink runner.
+   */
+  static @Nullable String finalizationProblem(PipelineOptions options, boolean bounded) {
+    String runner = options.getRunner() == null ? "" : options.getRunner().getName();
+    if (!runner.contains("Flink")) {
+      return null;
+    }
+    boolean streaming = options.as(StreamingOptions.class).isStreaming();
+    Long interval = null;
+    try {
+      @SuppressWarnings("unchecked")
+      Class<? extends PipelineOptions> flink =
+          (Class<? extends PipelineOptions>) Class.forName("org.apache.beam.runners.flink.FlinkPipelineOptions");
+      interval = (Long) flink.getMethod("getCheckpointingInterval").invoke(options.as(flink));
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      LOG.debug("Could not read Flink's checkpointing interval", e);
+    }
+    return finalizationProblem(runner, streaming, interval, bounded);
+  }
+
+  static @Nullable String finalizationProblem(String runner, boolean streaming, @Nullable Long checkpointingInterval, boolean bounded) {
+    if (!runner.contains("Flink")) {
+      return null;
+    }
+    boolean checkpointing = checkpointingInterval != null && checkpointingInterval > 0;
+    if (bounded && !streaming) {
+      return "NatsIO's durable-consumer read acknowledges messages through bundle finalization, which the Flink runner "
+          + "does not support in batch mode, so nothing would ever be acknowledged. Run it in streaming mode with "
+          + "checkpointing: --streaming=true --checkpointingInterval=10000 (milliseconds, shorter than the consumer's ack wait).";
+    }
+    if (!checkpointing) {
+      return "NatsIO's durable-consumer read acknowledges messages when the runner commits them; the Flink runner does that "
+          + "only when a checkpoint completes, and checkpointing is off, so nothing would ever be acknowledged. Enable it: "
+          + "--checkpointingInterval=10000 (milliseconds, shorter than the consumer's ack wait).";
+    }
+    return null;
+  }
+
+  // ---- Restriction -----------------------------------------------------------------------------
+
+  @GetInitialRestriction
+  public LimitedOffsetRange initialRestriction() {
+    NatsIO.ConnectionConfiguration configuration = spec.getConnectionConfiguration();
+    try (NatsConnections.Lease lease = NatsConnections.acquire(configuration)) {
+      JetStreamMetadata metadata = new JetStreamMetadata(lease.connection(), configuration);
+      metadata.streamInfo(spec.getStream()); // A missing stream fails with its own clear message.
+      io.nats.client.api.ConsumerInfo info =
+          DurableConsumerReader.bind(
+              configuration, lease.connection().jetStreamManagement(configuration.jetStreamOptions()), spec.getStream(),
+              spec.consumerName(), spec.getConsumerConfigurationJson());
+      LOG.info(
+          "Reading stream '{}' through durable consumer '{}' (ack wait {}, max ack pending {}, {} pending): messages are "
+              + "acknowledged after the runner commits them.",
+          spec.getStream(), info.getName(), info.getConsumerConfiguration().getAckWait(),
+          info.getConsumerConfiguration().getMaxAckPending(), info.getNumPending());
+    } catch (java.io.IOException e) {
+      throw new NatsIOException("JetStream is not available at " + configuration.displayServers() + ": " + e.getMessage(), e);
+    }
+    return new LimitedOffsetRange(
+        new OffsetRange(0, Long.MAX_VALUE),
+        spec.getMaxNumRecords() == null ? LimitedOffsetRange.NO_RECORD_LIMIT : spec.getMaxNumRecords(),
+        spec.getMaxReadTime() == null ? null : Instant.now().plus(spec.getMaxReadTime()));
+  }
+
+  @NewTracker
+  public RestrictionTracker<LimitedOffsetRange, Long> newTracker(@Restriction LimitedOffsetRange restriction) {
+    return new LimitedOffsetRange.Tracker(restriction, new OffsetRangeTracker(restriction.getRange()), true);
+  }
+
+  @GetRestrictionCoder
+  public Coder<LimitedOffsetRange> restrictionCoder() {
+    return LimitedOffsetRange.Coder.of();
+  }
+
+  // ---- Watermark -------------------------------------------------------------------------------
+
+  @GetInitialWatermarkEstimatorState
+  public Instant initialWatermark(@Timestamp Instant elementTimestamp) {
+    return elementTimestamp;
+  }
+
+  @GetWatermarkEstimatorStateCoder
+  public Coder<Instant> watermarkStateCoder() {
+    return InstantCoder.of();
+  }
+
+  @NewWatermarkEstimator
+  public WatermarkEstimator<Instant> newWatermarkEstimator(@WatermarkEstimatorState Instant state) {
+    return new WatermarkEstimators.WallTime(state.isBefore(BoundedWindow.TIMESTAMP_MIN_VALUE) ? BoundedWindow.TIMESTAMP_MIN_VALUE : state);
+  }
+
+  // ---- Reading ---------------------------------------------------------------------------------
+
+  @ProcessElement
+  public ProcessContinuation processElement(
+      RestrictionTracker<LimitedOffsetRange, Long> tracker, OutputReceiver<NatsMessage> receiver, BundleFinalizer finalizer)
+      throws InterruptedException {
+    LimitedOffsetRange budget = tracker.currentRestriction();
+    long position = budget.getRange().getFrom();
+    DurableConsumerReader reader = DurableConsumerReader.PARKED.take(readId);
+    if (reader == null) {
+      reader = DurableConsumerReader.open(spec.getConnectionConfiguration(), spec.getStream(), spec.consumerName(), spec.getBatchSize());
+    }
+    List<String> replyTos = new ArrayList<>();
+    boolean keep = true;
+    long messageCount = 0;
+    long byteCount = 0;
+    long redelivered = 0;
+    try {
+      while (true) {
+        if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
+          tracker.tryClaim(Long.MAX_VALUE); // The budget is spent: the read ends without waiting for more.
+          keep = false;
+          return ProcessContinuation.stop();
+        }
+        Message message = reader.next(POLL_TIMEOUT);
+        if (message == null) {
+          return ProcessContinuation.resume();
+        }
+        if (pacer != null) {
+          pacer.acquire(); // withMaxMessagesPerSecond: wait for this message's slot.
+        }
+        if (!tracker.tryClaim(position)) {
+          reader.pushBack(message); // Output by the next bundle, or nak'ed when the reader closes.
+          keep = messageCount < budget.getMaxRecords() && !budget.deadlinePassed();
+          return ProcessContinuation.stop();
+        }
+        position++;
+        NatsJetStreamMetaData meta = message.metaData();
+        byte[] payload = message.getData() == null ? new byte[0] : message.getData();
+        NatsMessage output =
+            NatsMessage.of(
+                message.getSubject(), payload, ReadFromJetStreamDoFn.headersOf(message), spec.getStream(), meta.streamSequence(),
+                ReadFromJetStreamDoFn.toInstant(meta.timestamp()), meta.deliveredCount());
+        receiver.outputWithTimestamp(output, Instant.now());
+        replyTos.add(message.getReplyTo());
+        messageCount++;
+        byteCount += payload.length;
+        if (output.isRedelivered()) {
+          redelivered++;
+        }
+      }
+    } finally {
+      if (!replyTos.isEmpty()) {
+        // Registered even when the bundle then fails: the runner runs callbacks only for committed bundles.
+        Instant expiry = Instant.now().plus(Duration.millis(reader.ackWait().toMillis()));
+        finalizer.afterBundleCommit(expiry, new AckCallback(spec.getConnectionConfiguration(), replyTos));
+      }
+      if (keep) {
+        DurableConsumerReader.PARKED.park(readId, reader);
+      } else {
+        reader.close();
+      }
+      if (messageCount > 0) {
+        messagesRead.inc(messageCount);
+        bytesRead.inc(byteCount);
+      }
+      if (redelivered > 0) {
+        messagesRedelivered.inc(redelivered);
+      }
+    }
+  }
+
+  @Setup
+  public void setup() {
+    pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
+  }
+
+  @Teardown
+  public void teardown() {
+    DurableConsumerReader.PARKED.closeIdle(readId, "its reader was torn down");
+  }
+
+  /**
+   * Acknowledges committed messages by publishing {@code +ACK} to their reply subjects: any
+   * connection may ack, so a shared one is used and no {@code Message} is kept alive.
+   */
+  static final class AckCallback implements BundleFinalizer.Callback {
+    /** Messages acknowledged in this JVM, for tests. */
+    static final java.util.concurrent.atomic.AtomicLong ACKED = new java.util.concurrent.atomic.AtomicLong();
+
+    private final NatsIO.ConnectionConfiguration configuration;
+    private final List<String> replyTos;
+
+    AckCallback(NatsIO.ConnectionConfiguration configuration, List<String> replyTos) {
+      this.configuration = configuration;
+      this.replyTos = replyTos;
+    }
+
+    @Override
+    public void onBundleSuccess() throws Exception {
+      try (NatsConnections.Lease lease = NatsConnections.acquire(configuration)) {
+        for (String replyTo : replyTos) {
+          lease.connection().publish(replyTo, ACK);
+        }
+        // Not required for correctness (an ack lost here means a redelivery), but sends them now.
+        lease.connection().flush(java.time.Duration.ofSeconds(5));
+      }
+      ACKED.addAndGet(replyTos.size());
+    }
+  }
+}
