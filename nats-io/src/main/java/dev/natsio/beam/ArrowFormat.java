@@ -2,12 +2,15 @@ package dev.natsio.beam;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.Channels;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
+import org.apache.arrow.flatbuf.Message;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.BigIntVector;
@@ -48,6 +51,9 @@ import org.joda.time.ReadableInstant;
  * types in order; nullability aside) is a bad record. The IPC format makes the end-of-stream marker
  * optional, but a stream cut at a batch boundary would otherwise look whole and lose records
  * silently; every Arrow writer's close writes the marker, so a payload without it is a bad record.
+ * Arrow's reader allocates each message at the length its prefix announces, before reading it, so
+ * garbage could ask for gigabytes: {@link #checkFraming} first walks the stream's message prefixes
+ * and refuses any message that would run past the payload.
  *
  * <h3>Writing</h3>
  *
@@ -74,7 +80,7 @@ final class ArrowFormat extends NatsFormat {
     List<String> unsupported = new ArrayList<>();
     for (Schema.Field field : schema.getFields()) {
       if (!SUPPORTED.contains(field.getType().getTypeName())) {
-        unsupported.add(field.getName() + " " + field.getType());
+        unsupported.add(field.getName() + " " + field.getType().getTypeName());
       }
     }
     if (!unsupported.isEmpty()) {
@@ -125,6 +131,7 @@ final class ArrowFormat extends NatsFormat {
           throw new IllegalArgumentException(
               "the Arrow IPC stream has no end-of-stream marker: it was cut short or not closed by its writer");
         }
+        checkFraming(bytes, offset, length);
         List<Row> rows = new ArrayList<>();
         try (BufferAllocator allocator = Memory.ROOT.newChildAllocator("natsio-arrow-read", 0, Long.MAX_VALUE);
             ArrowStreamReader reader = new ArrowStreamReader(new ByteArrayInputStream(bytes, offset, length), allocator)) {
@@ -165,6 +172,53 @@ final class ArrowFormat extends NatsFormat {
     };
   }
 
+  /**
+   * Walks the IPC messages of a payload (an optional 0xFFFFFFFF continuation token, a little-endian
+   * metadata length, the flatbuffer metadata, then the body whose length the metadata gives) up to
+   * the end-of-stream marker, and throws if any part would run past the payload.
+   */
+  static void checkFraming(byte[] bytes, int offset, int length) {
+    ByteBuffer buffer = ByteBuffer.wrap(bytes, offset, length).slice().order(ByteOrder.LITTLE_ENDIAN);
+    int position = 0;
+    while (true) {
+      if (position + 4 > length) {
+        throw new IllegalArgumentException("the Arrow IPC stream ends inside a message prefix at byte " + position);
+      }
+      int metadataLength = buffer.getInt(position);
+      position += 4;
+      if (metadataLength == -1) { // The continuation token; the length follows.
+        if (position + 4 > length) {
+          throw new IllegalArgumentException("the Arrow IPC stream ends inside a message prefix at byte " + position);
+        }
+        metadataLength = buffer.getInt(position);
+        position += 4;
+      }
+      if (metadataLength == 0) {
+        return; // End of stream.
+      }
+      if (metadataLength < 0 || metadataLength > length - position) {
+        throw new IllegalArgumentException(
+            "the Arrow IPC stream announces a message of " + metadataLength + " bytes at byte " + position + " of "
+                + length + ": it is cut short or not an Arrow stream");
+      }
+      long bodyLength;
+      try {
+        ByteBuffer metadata = buffer.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        metadata.position(position).limit(position + metadataLength);
+        bodyLength = Message.getRootAsMessage(metadata.slice().order(ByteOrder.LITTLE_ENDIAN)).bodyLength();
+      } catch (RuntimeException e) {
+        throw new IllegalArgumentException("the Arrow IPC message at byte " + position + " has unreadable metadata", e);
+      }
+      position += metadataLength;
+      if (bodyLength < 0 || bodyLength > length - position) {
+        throw new IllegalArgumentException(
+            "the Arrow IPC message at byte " + position + " announces a body of " + bodyLength + " bytes, past the end of the"
+                + " payload: it is cut short or not an Arrow stream");
+      }
+      position += (int) bodyLength;
+    }
+  }
+
   private void checkSchema(Schema actual) {
     boolean same = actual.getFieldCount() == schema.getFieldCount();
     for (int i = 0; same && i < schema.getFieldCount(); i++) {
@@ -179,7 +233,7 @@ final class ArrowFormat extends NatsFormat {
 
   private static String describe(Schema schema) {
     List<String> fields = new ArrayList<>();
-    schema.getFields().forEach(f -> fields.add(f.getName() + " " + f.getType().withNullable(false)));
+    schema.getFields().forEach(f -> fields.add(f.getName() + " " + f.getType().getTypeName()));
     return fields.toString();
   }
 
