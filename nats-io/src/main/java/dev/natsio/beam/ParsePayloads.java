@@ -48,7 +48,8 @@ import org.joda.time.Duration;
  *
  * <p>A record that does not parse, or whose event time is unusable, is a bad record. By default
  * the bundle fails with a {@link NatsIOException} naming the stream, sequence, subject, line and
- * problem (never the payload). {@link #withDropBadRecords()} drops it and counts it in the {@code
+ * problem. The payload itself is left out of the message, since it may hold personal data; only
+ * what a parser's own message quotes remains, such as an unexpected JSON token. {@link #withDropBadRecords()} drops it and counts it in the {@code
  * NatsIO} counter {@code badRecordsDropped}; {@link #withBadRecordErrorHandler} sends it to Beam's
  * bad-record handler as a {@link BadRecord} whose record is the message ({@link NatsMessageCoder}:
  * subject, headers, stream, sequence and the payload, or just the bad line of a newline-delimited

@@ -136,7 +136,10 @@ final class ParsePayloadsDoFn extends DoFn<NatsMessage, Row> {
     }
   }
 
-  /** Where the record came from and what is wrong with it; never the payload, which may be personal data. */
+  /**
+   * Where the record came from and what is wrong with it. Not the payload, which may hold personal
+   * data and ends up in logs: the bad record carries it for whoever needs it.
+   */
   private String describe(NatsMessage message, PayloadParser.Parsed record, String problem) {
     String where = message.getStream() == null
         ? "the message on subject '" + message.getSubject() + "'"
