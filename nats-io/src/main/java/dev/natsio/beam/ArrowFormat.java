@@ -120,8 +120,21 @@ final class ArrowFormat extends NatsFormat {
     static final RootAllocator ROOT = new RootAllocator(Long.MAX_VALUE);
   }
 
+  /** The allocator, or a clear error where Arrow's memory cannot work, here rather than at the first message. */
+  private static RootAllocator root() {
+    try {
+      return Memory.ROOT;
+    } catch (ExceptionInInitializerError | NoClassDefFoundError e) {
+      throw new IllegalStateException(
+          "NatsFormat.arrow: Arrow's memory could not start. On Java 17 or newer the JVM needs"
+              + " --add-opens=java.base/java.nio=ALL-UNNAMED, and the class path needs an allocation manager such as"
+              + " org.apache.arrow:arrow-memory-unsafe.", e);
+    }
+  }
+
   @Override
   Codec newCodec() {
+    RootAllocator root = root();
     org.apache.arrow.vector.types.pojo.Schema arrowSchema = toArrowSchema(schema);
     return new Codec() {
       @Override
@@ -133,7 +146,7 @@ final class ArrowFormat extends NatsFormat {
         }
         checkFraming(bytes, offset, length);
         List<Row> rows = new ArrayList<>();
-        try (BufferAllocator allocator = Memory.ROOT.newChildAllocator("natsio-arrow-read", 0, Long.MAX_VALUE);
+        try (BufferAllocator allocator = root.newChildAllocator("natsio-arrow-read", 0, Long.MAX_VALUE);
             ArrowStreamReader reader = new ArrowStreamReader(new ByteArrayInputStream(bytes, offset, length), allocator)) {
           VectorSchemaRoot root = reader.getVectorSchemaRoot();
           checkSchema(ArrowConversion.ArrowSchemaTranslator.toBeamSchema(root.getSchema()));
@@ -152,7 +165,7 @@ final class ArrowFormat extends NatsFormat {
       @Override
       public byte[] encode(List<Row> rows) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        try (BufferAllocator allocator = Memory.ROOT.newChildAllocator("natsio-arrow-write", 0, Long.MAX_VALUE);
+        try (BufferAllocator allocator = root.newChildAllocator("natsio-arrow-write", 0, Long.MAX_VALUE);
             VectorSchemaRoot root = VectorSchemaRoot.create(arrowSchema, allocator);
             ArrowStreamWriter writer = new ArrowStreamWriter(root, null, Channels.newChannel(out))) {
           writer.start();

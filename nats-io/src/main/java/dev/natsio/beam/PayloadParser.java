@@ -81,11 +81,9 @@ final class PayloadParser implements AutoCloseable {
     try {
       return new Parsed(line, bytes, codec.decode(payload, offset, length), null);
     } catch (Exception e) {
+      // Only exceptions are bad data. Errors (a JVM missing Arrow's --add-opens, out of memory) say
+      // the worker is broken: treating them as bad records would drop every message.
       return new Parsed(line, bytes, null, e);
-    } catch (LinkageError | AssertionError e) {
-      // Parsers throw errors on some garbage (an Arrow assertion, a class a bad stream asks for):
-      // still bad data, not a broken worker.
-      return new Parsed(line, bytes, null, new IllegalArgumentException(NatsFormat.problemOf(e), e));
     }
   }
 
