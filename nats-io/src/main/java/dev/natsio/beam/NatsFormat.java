@@ -36,7 +36,7 @@ import org.joda.time.Instant;
  *         .withTimestampFn(json.timestampFn("ts"), Duration.standardSeconds(30)))   // event time, correct watermark
  *     .apply(NatsIO.parsePayloads(json).withTimestampField("ts").withMetadata());
  *
- * rows.apply(NatsIO.formatRows(json, "orders.out")).apply(NatsIO.write().withServers(url).withJetStream());
+ * orders.apply(NatsIO.formatRows(json, "orders.out")).apply(NatsIO.write().withServers(url).withJetStream());
  * }</pre>
  *
  * <table>
