@@ -137,6 +137,21 @@ import org.joda.time.Instant;
  *
  * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each split is read.
  *
+ * <h2>Rows from payloads, payloads from rows</h2>
+ *
+ * <pre>{@code
+ * NatsFormat json = NatsFormat.json(schema);        // or avro, arrow, string, bytes; withNewlineDelimited()
+ * PCollection<Row> rows = pipeline
+ *     .apply(NatsIO.read().withServers(url).withStream("orders"))
+ *     .apply(NatsIO.parsePayloads(json).withMetadata().withBadRecordErrorHandler(errorHandler));
+ * rows.apply(NatsIO.formatRows(json, "orders.copy")).apply(NatsIO.write().withServers(url).withJetStream());
+ * }</pre>
+ *
+ * <p>{@link #parsePayloads} is a transform of its own rather than an option of the read, so it
+ * works after {@link #read()}, {@link #readSourceDescriptors()} or any other source of messages,
+ * and the read's output stays {@code PCollection<NatsMessage>}. See {@link NatsFormat} and {@link
+ * ParsePayloads}, including how to read with event times from a payload field.
+ *
  * <h2>Connections</h2>
  *
  * <p>{@code withServers(...)} is the short form of {@link ConnectionConfiguration}, which also
@@ -196,6 +211,22 @@ public final class NatsIO {
         .setBatchSize(DEFAULT_BATCH_SIZE)
         .setBounded(false)
         .build();
+  }
+
+  /**
+   * Parses each message's payload into rows of {@code format}'s schema: {@code
+   * PCollection<NatsMessage>} to {@code PCollection<Row>}. See {@link ParsePayloads}.
+   */
+  public static ParsePayloads parsePayloads(NatsFormat format) {
+    return ParsePayloads.of(format);
+  }
+
+  /**
+   * Serializes rows of {@code format}'s schema into messages for {@code subject}, ready for {@link
+   * #write()}: {@code PCollection<Row>} to {@code PCollection<NatsMessage>}. See {@link FormatRows}.
+   */
+  public static FormatRows formatRows(NatsFormat format, String subject) {
+    return FormatRows.of(format, subject);
   }
 
   /** Where element timestamps come from. */

@@ -1,5 +1,7 @@
 package dev.natsio.beam;
 
+import com.fasterxml.jackson.databind.annotation.JsonSerialize;
+import com.fasterxml.jackson.databind.ser.std.ToStringSerializer;
 import com.google.auto.value.AutoValue;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -46,6 +48,9 @@ public abstract class NatsMessage {
   public abstract long getSequence();
 
   /** JetStream publish time, or the receive time of a Core message; null for new messages. */
+  // ISO-8601 in Jackson's JSON: Beam's BadRecord renders records with a plain ObjectMapper, which
+  // cannot serialize Joda types and would log an error for every bad record.
+  @JsonSerialize(using = ToStringSerializer.class)
   public abstract @Nullable Instant getTimestamp();
 
   /**
