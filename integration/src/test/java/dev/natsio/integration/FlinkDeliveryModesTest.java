@@ -34,7 +34,10 @@ import org.apache.beam.sdk.values.TypeDescriptors;
 import org.junit.ClassRule;
 import org.junit.Test;
 
-/** Scenarios 6 and 8 on Flink: the durable consumer acks after checkpoints; bad input fails the job clearly. */
+/**
+ * Scenarios 6 to 8 on Flink: the durable consumer acks after checkpoints; a Core queue group's
+ * readers share its messages; bad input fails the job clearly.
+ */
 public class FlinkDeliveryModesTest {
   @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
   @ClassRule public static final NatsTestServer SECURED = NatsTestServer.builder().withUserPassword("alice", "right-password").build();
@@ -94,6 +97,41 @@ public class FlinkDeliveryModesTest {
       Set<Long> distinct = new TreeSet<>(processed);
       assertThat(FailOnce.FAILED.get(), equalTo(true));
       assertThat(distinct, equalTo(LongStream.rangeClosed(1, count).boxed().collect(Collectors.toCollection(TreeSet::new))));
+    } finally {
+      result.cancel();
+    }
+  }
+
+  @Test
+  public void coreQueueGroupReadersAtParallelismTwoShareTheMessagesAndNoneGetsOneTwice() throws Exception {
+    String id = "core-group-" + UUID.randomUUID();
+    Pipeline pipeline = FlinkPipelines.streaming(2, 1_000);
+    pipeline
+        .apply(NatsIO.read().withServers(SERVER.url()).withSubject("sensors.>").withQueueGroup("ingest").withNumReaders(2))
+        .apply(MapElements.into(TypeDescriptors.strings()).via(NatsMessage::getPayloadAsString))
+        .apply(CollectingSink.into(id));
+    PipelineResult result = pipeline.run();
+    try (Connection publisher = SERVER.connect()) {
+      long deadline = System.currentTimeMillis() + 120_000;
+      while (SERVER.queueSubscriberDeliveries("sensors.>", "ingest").size() < 2) {
+        if (System.currentTimeMillis() > deadline) {
+          throw new AssertionError("the two readers did not subscribe within 120 s");
+        }
+        Thread.sleep(100); // Core messages published before a subscription exists are lost by design.
+      }
+      for (int i = 0; i < 2_000; i++) {
+        publisher.publish("sensors.t" + (i % 4), ("p" + i).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      }
+      publisher.flush(Duration.ofSeconds(10));
+
+      CollectingSink.<String>await(id, seen -> seen.size() >= 2_000, 60_000);
+      Thread.sleep(1_000); // Long enough for a duplicate to show up, if there were one.
+      List<String> received = CollectingSink.collected(id);
+      assertThat(new TreeSet<>(received).size(), equalTo(received.size()));
+      assertThat(received.size(), equalTo(2_000));
+      List<Long> deliveries = SERVER.queueSubscriberDeliveries("sensors.>", "ingest");
+      assertThat(deliveries.get(0) + deliveries.get(1), equalTo(2_000L));
+      assertThat("both readers took part: " + deliveries, Math.min(deliveries.get(0), deliveries.get(1)) > 0, equalTo(true));
     } finally {
       result.cancel();
     }

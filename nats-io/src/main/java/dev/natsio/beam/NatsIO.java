@@ -117,7 +117,8 @@ import org.joda.time.Instant;
  *     NatsIO.read()
  *         .withServers("nats://localhost:4222")
  *         .withSubject("sensors.>")                  // wildcards allowed
- *         .withQueueGroup("ingest"));                // optional: share the messages with other members
+ *         .withQueueGroup("ingest")                  // optional: share the messages with other members
+ *         .withNumReaders(4));                       // optional: this read's own members of the group
  * }</pre>
  *
  * <p>A plain subscription, kept open across bundles on each worker: <b>at-most-once</b>. Messages
@@ -192,6 +193,7 @@ public final class NatsIO {
     return new AutoValue_NatsIO_Read.Builder()
         .setFilterSubjects(List.of())
         .setMaxBufferedMessages(DEFAULT_MAX_BUFFERED_MESSAGES)
+        .setNumReaders(1)
         .setStopAtEndOfStream(false)
         .setTimestampPolicy(TimestampPolicy.PUBLISH_TIME)
         .setMaxDelay(Duration.ZERO)
@@ -752,6 +754,8 @@ public final class NatsIO {
 
     abstract @Nullable String getQueueGroup();
 
+    abstract int getNumReaders();
+
     abstract int getMaxBufferedMessages();
 
     abstract @Nullable Long getMaxNumRecords();
@@ -867,6 +871,16 @@ public final class NatsIO {
     }
 
     /**
+     * For a {@link #withSubject} read with {@link #withQueueGroup}: how many subscriptions the read
+     * opens in the group (default 1), each its own element of work that the runner places on a
+     * worker, so a pipeline's own readers share the subject's messages in parallel, each message
+     * going to one of them. A record or time limit applies to each reader.
+     */
+    public Read withNumReaders(int numReaders) {
+      return toBuilder().setNumReaders(numReaders).build();
+    }
+
+    /**
      * For a {@link #withSubject} read: how many received messages each worker holds between
      * bundles (default 10,000; also at most 64 MiB). Beyond that, new messages are dropped, counted
      * in {@code NatsIO/coreMessagesDropped} and logged.
@@ -974,6 +988,7 @@ public final class NatsIO {
       if (getSubject() != null) {
         return input
             .apply("Impulse", Impulse.create())
+            .apply("Readers", ParDo.of(new ReadFromCoreSubjectDoFn.ReaderIndexes(getNumReaders())))
             .apply("Read subject " + getSubject(), ParDo.of(ReadFromCoreSubjectDoFn.create(this)))
             .setCoder(NatsMessageCoder.of());
       }
@@ -1007,9 +1022,9 @@ public final class NatsIO {
         validateCoreRead();
         return;
       }
-      if (getQueueGroup() != null) {
+      if (getQueueGroup() != null || getNumReaders() != 1) {
         throw new IllegalArgumentException(
-            "NatsIO.read() withQueueGroup applies to Core subject reads: add withSubject(\"subject\"), or drop the queue group.");
+            "NatsIO.read() withQueueGroup and withNumReaders apply to Core subject reads: add withSubject(\"subject\"), or drop them.");
       }
       if (getStream() == null || getStream().isBlank()) {
         throw new IllegalArgumentException(
@@ -1073,6 +1088,14 @@ public final class NatsIO {
       if (getMaxBufferedMessages() < 1) {
         throw new IllegalArgumentException("NatsIO.read() withMaxBufferedMessages(" + getMaxBufferedMessages() + ") must be at least 1.");
       }
+      if (getNumReaders() < 1) {
+        throw new IllegalArgumentException("NatsIO.read() withNumReaders(" + getNumReaders() + ") must be at least 1.");
+      }
+      if (getNumReaders() > 1 && getQueueGroup() == null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withNumReaders(" + getNumReaders() + ") needs withQueueGroup(\"group\"): without a queue group "
+                + "every reader would receive every message.");
+      }
     }
 
     private void validateDurableRead() {
@@ -1131,6 +1154,9 @@ public final class NatsIO {
       builder.addIfNotNull(DisplayData.item("stream", getStream()).withLabel("JetStream stream"));
       builder.addIfNotNull(DisplayData.item("subject", getSubject()).withLabel("Core NATS subject"));
       builder.addIfNotNull(DisplayData.item("queueGroup", getQueueGroup()));
+      if (getNumReaders() > 1) {
+        builder.add(DisplayData.item("numReaders", getNumReaders()));
+      }
       builder.addIfNotNull(DisplayData.item("consumer", getConsumerName()).withLabel("JetStream durable consumer"));
       if (getSubject() != null) {
         builder.add(DisplayData.item("maxBufferedMessages", getMaxBufferedMessages()));
@@ -1186,6 +1212,8 @@ public final class NatsIO {
       abstract Builder setSubject(@Nullable String subject);
 
       abstract Builder setQueueGroup(@Nullable String queueGroup);
+
+      abstract Builder setNumReaders(int numReaders);
 
       abstract Builder setMaxBufferedMessages(int maxBufferedMessages);
 

@@ -38,7 +38,9 @@ import org.joda.time.Instant;
  *
  * <p>Never split up front, and only at checkpoints afterwards (fraction 0): every piece would
  * read the same subscription, so parallel pieces would add nothing but duplicates. Parallelism
- * comes from queue groups: several pipelines, or several reads in one pipeline, joining one group.
+ * comes from queue groups: {@code withNumReaders(n)} makes the impulse n elements (reader indexes,
+ * {@link ReaderIndexes}), each with its own subscription in the group, which the runner spreads
+ * over its workers like any other elements; several pipelines can also join one group.
  *
  * <h3>Checkpoint and resume</h3>
  *
@@ -61,7 +63,7 @@ import org.joda.time.Instant;
  * receive time, up to the buffering delay), and the watermark is wall time. The output's stream is
  * null and its sequence 0.
  */
-abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
+abstract class ReadFromCoreSubjectDoFn extends DoFn<Integer, NatsMessage> {
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
   private static final String METRICS_NAMESPACE = "NatsIO";
 
@@ -73,6 +75,8 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
   private final Counter messagesDropped = Metrics.counter(METRICS_NAMESPACE, "coreMessagesDropped");
 
   private transient @Nullable RatePacer pacer;
+  /** The subscription keys this instance parked, so teardown closes exactly those. */
+  private transient java.util.@Nullable Set<String> subscriptionKeys;
 
   ReadFromCoreSubjectDoFn(NatsIO.Read spec) {
     this.spec = spec;
@@ -140,10 +144,16 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
 
   @ProcessElement
   public ProcessContinuation processElement(
-      RestrictionTracker<LimitedOffsetRange, Long> tracker, OutputReceiver<NatsMessage> receiver) throws InterruptedException {
+      @Element Integer readerIndex, RestrictionTracker<LimitedOffsetRange, Long> tracker, OutputReceiver<NatsMessage> receiver)
+      throws InterruptedException {
     LimitedOffsetRange budget = tracker.currentRestriction();
     long position = budget.getRange().getFrom();
-    CoreSubscriptions.CoreSubscription subscription = CoreSubscriptions.PARKED.take(readId);
+    String subscriptionKey = readId + "/" + readerIndex;
+    if (subscriptionKeys == null) {
+      subscriptionKeys = new java.util.HashSet<>();
+    }
+    subscriptionKeys.add(subscriptionKey);
+    CoreSubscriptions.CoreSubscription subscription = CoreSubscriptions.PARKED.take(subscriptionKey);
     if (subscription == null) {
       subscription =
           CoreSubscriptions.CoreSubscription.open(
@@ -186,7 +196,7 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
       }
     } finally {
       if (keep) {
-        CoreSubscriptions.PARKED.park(readId, subscription);
+        CoreSubscriptions.PARKED.park(subscriptionKey, subscription);
       } else {
         messagesDropped.inc(subscription.close("the read reached its record or time limit"));
       }
@@ -204,6 +214,26 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<byte[], NatsMessage> {
 
   @Teardown
   public void teardown() {
-    CoreSubscriptions.PARKED.closeIdle(readId, "its reader was torn down");
+    if (subscriptionKeys != null) {
+      for (String key : subscriptionKeys) {
+        CoreSubscriptions.PARKED.closeIdle(key, "its reader was torn down");
+      }
+    }
+  }
+
+  /** Turns the impulse into the read's reader indexes 0..n-1, one element (and subscription) each. */
+  static final class ReaderIndexes extends DoFn<byte[], Integer> {
+    private final int numReaders;
+
+    ReaderIndexes(int numReaders) {
+      this.numReaders = numReaders;
+    }
+
+    @ProcessElement
+    public void process(OutputReceiver<Integer> out) {
+      for (int i = 0; i < numReaders; i++) {
+        out.output(i);
+      }
+    }
   }
 }

@@ -139,6 +139,27 @@ public class NatsIOCoreReadTest {
   }
 
   @Test
+  public void oneReadWithTwoReadersSpreadsTheGroupsMessagesOverBothAndDeliversEachOnce() throws Exception {
+    String id = "readers-" + UUID.randomUUID();
+    Pipeline p = nonBlockingPipeline();
+    payloads(p.apply(read("meters.>").withQueueGroup("meters").withNumReaders(2))).apply(CollectingSink.into(id));
+    long openedBefore = CoreSubscriptions.OPENED.get();
+    running = p.run();
+    awaitSubscriptions(openedBefore, 2);
+
+    publishCore("meters.m1", 2_000);
+
+    CollectingSink.<String>await(id, seen -> seen.size() >= 2_000, 60_000);
+    Thread.sleep(1_000); // Long enough for a duplicate to show up, if there were one.
+    assertThat(counts(CollectingSink.collected(id)), equalTo(eachOnce(2_000)));
+    // The server's own count per subscription: two members of the group, both delivered to.
+    List<Long> deliveries = SERVER.queueSubscriberDeliveries("meters.>", "meters");
+    assertThat(deliveries.size(), equalTo(2));
+    assertThat(deliveries.get(0) + deliveries.get(1), equalTo(2_000L));
+    assertThat(Math.min(deliveries.get(0), deliveries.get(1)), greaterThan(0L));
+  }
+
+  @Test
   public void readsWithoutAQueueGroupEachGetEveryMessage() throws Exception {
     String a = "plain-a-" + UUID.randomUUID();
     String b = "plain-b-" + UUID.randomUUID();

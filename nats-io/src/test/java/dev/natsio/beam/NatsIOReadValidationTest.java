@@ -62,6 +62,11 @@ public class NatsIOReadValidationTest {
   }
 
   @Test
+  public void severalCoreReadersWithoutAQueueGroupAreRefused() {
+    assertThat(expansionError(NatsIO.read().withServers(URL).withSubject("x").withNumReaders(2)), containsString("withQueueGroup"));
+  }
+
+  @Test
   public void emptyServerListIsRefused() {
     IllegalArgumentException error = assertThrows(IllegalArgumentException.class, () -> NatsIO.read().withServers(" , "));
     assertThat(error.getMessage(), containsString("at least one server URL"));

@@ -49,6 +49,7 @@ import org.junit.rules.ExternalResource;
 public final class NatsTestServer extends ExternalResource implements AutoCloseable {
   private static final Duration START_TIMEOUT = Duration.ofSeconds(30);
   private static final Pattern PORT_IN_PORTS_FILE = Pattern.compile("\"nats\"\\s*:\\s*\\[\\s*\"[a-z]+://[^\"]*:(\\d+)\"");
+  private static final Pattern MONITORING_IN_PORTS_FILE = Pattern.compile("\"monitoring\"\\s*:\\s*\\[\\s*\"(http://[^\"]+)\"");
 
   private final Builder settings;
   private final Path workDir;
@@ -58,6 +59,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
   private final Path logFile;
   private final TestJwtAccounts jwtAccounts;
   private int port;
+  private String monitoringUrl;
   private Process process;
 
   private NatsTestServer(Builder settings) {
@@ -110,9 +112,14 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     } catch (IOException e) {
       throw new UncheckedIOException("Could not start nats-server; see " + logFile, e);
     }
+    String ports = awaitPortsFile();
     if (port <= 0) {
-      port = awaitAssignedPort();
+      Matcher matcher = PORT_IN_PORTS_FILE.matcher(ports);
+      matcher.find();
+      port = Integer.parseInt(matcher.group(1));
     }
+    Matcher monitoring = MONITORING_IN_PORTS_FILE.matcher(ports);
+    monitoringUrl = monitoring.find() ? monitoring.group(1) : null;
     awaitReady(settings.jetStream && settings.awaitJetStream);
     return this;
   }
@@ -167,6 +174,47 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
 
   public int port() {
     return port;
+  }
+
+  /**
+   * How many messages the server delivered to each subscription on {@code subject} in {@code
+   * queueGroup}, one entry per subscription, from its monitoring API.
+   */
+  public java.util.List<Long> queueSubscriberDeliveries(String subject, String queueGroup) {
+    try {
+      com.fasterxml.jackson.databind.JsonNode connz =
+          new com.fasterxml.jackson.databind.ObjectMapper().readTree(monitoring("/connz?subs=detail&limit=1024"));
+      java.util.List<Long> deliveries = new java.util.ArrayList<>();
+      for (com.fasterxml.jackson.databind.JsonNode connection : connz.path("connections")) {
+        for (com.fasterxml.jackson.databind.JsonNode sub : connection.path("subscriptions_list_detail")) {
+          if (subject.equals(sub.path("subject").asText()) && queueGroup.equals(sub.path("qgroup").asText())) {
+            deliveries.add(sub.path("msgs").asLong());
+          }
+        }
+      }
+      return deliveries;
+    } catch (IOException e) {
+      throw new UncheckedIOException("Unreadable monitoring answer from " + url(), e);
+    }
+  }
+
+  /**
+   * A page of the server's HTTP monitoring API, e.g. {@code "/connz?subs=detail"}, as JSON text;
+   * lets tests see what the server sees (connections, subscriptions and their message counts).
+   */
+  public String monitoring(String pathAndQuery) {
+    try {
+      java.net.http.HttpResponse<String> response =
+          java.net.http.HttpClient.newHttpClient()
+              .send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(monitoringUrl + pathAndQuery)).build(),
+                  java.net.http.HttpResponse.BodyHandlers.ofString());
+      return response.body();
+    } catch (IOException e) {
+      throw new UncheckedIOException("Could not read " + pathAndQuery + " from the monitoring port of " + url(), e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
   }
 
   public Path storeDir() {
@@ -272,6 +320,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     StringBuilder config = new StringBuilder();
     config.append("host: 127.0.0.1\n");
     config.append("port: ").append(port <= 0 ? -1 : port).append('\n');
+    config.append("http_port: -1\n");
     if (settings.serverName != null) {
       config.append("server_name: ").append(settings.serverName).append('\n');
     }
@@ -312,15 +361,16 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     return config.toString();
   }
 
-  private int awaitAssignedPort() {
+  /** The server's ports file (client and monitoring URLs) once it has written both. */
+  private String awaitPortsFile() {
     long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
     while (System.nanoTime() < deadline) {
       failIfExited();
       try (Stream<Path> files = Files.list(portsDir)) {
         for (Path file : (Iterable<Path>) files::iterator) {
-          Matcher matcher = PORT_IN_PORTS_FILE.matcher(Files.readString(file));
-          if (matcher.find()) {
-            return Integer.parseInt(matcher.group(1));
+          String ports = Files.readString(file);
+          if (PORT_IN_PORTS_FILE.matcher(ports).find() && MONITORING_IN_PORTS_FILE.matcher(ports).find()) {
+            return ports;
           }
         }
       } catch (IOException e) {
@@ -328,7 +378,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
       }
       sleep(Duration.ofMillis(20));
     }
-    throw new IllegalStateException("nats-server did not report its port within " + START_TIMEOUT + "; see " + logFile);
+    throw new IllegalStateException("nats-server did not report its ports within " + START_TIMEOUT + "; see " + logFile);
   }
 
   /** Polls until a client connects and, for JetStream, the account answers (meta leader known). */
