@@ -27,6 +27,11 @@ public class DirectEndToEndTest {
   }
 
   @Test
+  public void copyWithMessageIdsWritesEachMessageOnceAcrossAStopAndARerun() throws Exception {
+    EndToEndScenarios.effectivelyOnceAcrossARerun(SERVER, () -> pipeline(false));
+  }
+
+  @Test
   public void liveWindowedCountsAreWrittenBackIncludingTheLastWindowAfterTheStreamGoesQuiet() throws Exception {
     EndToEndScenarios.liveWindowedCounts(SERVER, () -> pipeline(false));
   }
