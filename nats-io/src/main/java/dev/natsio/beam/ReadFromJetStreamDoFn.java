@@ -505,10 +505,10 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
         stats = new StreamStats(state.getLastSequence(), state.getMsgCount(), state.getByteCount(), now);
         statsByStream.put(stream, stats);
       } catch (RuntimeException e) {
-        if (stats == null) {
-          throw e;
-        }
+        // Estimates must not fail a bundle: the runner asks for them (splits, size) at any time,
+        // including while a cluster elects a new leader. Unknown for now means "no growth seen".
         LOG.debug("Could not refresh the state of stream {}; using the last known", stream, e);
+        return stats == null ? StreamStats.UNKNOWN : stats;
       }
     }
     return stats;
@@ -546,6 +546,9 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
   /** The stream's size and last sequence, fetched at most once a second per stream. */
   private static final class StreamStats {
+    /** Before the first successful look-up: no messages known, so no growth and no size. */
+    static final StreamStats UNKNOWN = new StreamStats(0, 0, 0, 0);
+
     final long lastSequence;
     final long messages;
     final long bytes;

@@ -20,6 +20,8 @@ import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.transforms.Combine;
 import org.apache.beam.sdk.transforms.Count;
+import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
+import org.apache.beam.sdk.transforms.splittabledofn.SplitResult;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.windowing.FixedWindows;
 import org.apache.beam.sdk.transforms.windowing.Window;
@@ -104,6 +106,30 @@ public class NatsIOUnboundedReadTest {
     Set<Long> distinct = new TreeSet<>(seen);
     assertThat("duplicates in " + seen.size() + " messages", seen.size(), equalTo(distinct.size()));
     assertThat(distinct, equalTo(LongStream.rangeClosed(1, 600).boxed().collect(Collectors.toCollection(TreeSet::new))));
+  }
+
+  @Test
+  public void splitsAndSizeEstimatesDuringAnOutageDoNotFailTheRead() throws Exception {
+    server = NatsTestServer.jetStream().start();
+    try (Connection connection = server.connect()) {
+      createStream(connection, "outage", "outage.>");
+      publish(connection, "outage.x", 10);
+    }
+    ReadFromJetStreamDoFn fn =
+        ReadFromJetStreamDoFn.create(NatsIO.read().withServers(server.url()).withStream("outage").toReadSourceDescriptors());
+    NatsSourceDescriptor descriptor = NatsSourceDescriptor.of("outage");
+    try {
+      LimitedOffsetRange live = fn.initialRestriction(descriptor);
+      server.kill(); // As during a leader election: the runner still asks for splits and sizes.
+
+      RestrictionTracker<LimitedOffsetRange, Long> tracker = fn.newTracker(descriptor, live);
+      assertThat(tracker.tryClaim(1L), equalTo(true));
+      SplitResult<LimitedOffsetRange> split = tracker.trySplit(0.5);
+      assertThat(split != null, equalTo(true));
+      assertThat(fn.getSize(descriptor, live) >= 0, equalTo(true));
+    } finally {
+      fn.teardown();
+    }
   }
 
   private static long sum(List<Long> counts) {
