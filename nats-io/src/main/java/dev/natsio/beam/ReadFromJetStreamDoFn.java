@@ -1,6 +1,5 @@
 package dev.natsio.beam;
 
-import io.nats.client.Connection;
 import io.nats.client.Message;
 import io.nats.client.api.MessageInfo;
 import io.nats.client.api.RetentionPolicy;
@@ -264,11 +263,13 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       try {
         reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
       } catch (NatsIOException e) {
-        if (lease().connection().getStatus() == Connection.Status.CONNECTED) {
-          throw e;
+        if (!(e.getCause() instanceof IOException)) {
+          throw e; // A refusal (e.g. the stream was deleted), not an outage: waiting will not help.
         }
-        // The server is away: wait for the connection to come back rather than fail the bundle.
-        LOG.info("NATS at {} is unreachable; reading stream {} resumes when it is back", connection.displayServers(), stream);
+        // The server is away or has no JetStream leader for now (a restart, an election): wait for
+        // it rather than fail the bundle, which on Flink would restart the job from a checkpoint.
+        LOG.info("JetStream at {} does not answer for stream {} ({}); the read resumes when it does",
+            connection.displayServers(), stream, e.getMessage());
         return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
       }
     }
@@ -287,7 +288,15 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           tracker.tryClaim(Long.MAX_VALUE);
           return ProcessContinuation.stop();
         }
-        Message message = reader.next(POLL_TIMEOUT);
+        Message message;
+        try {
+          message = reader.next(POLL_TIMEOUT);
+        } catch (NatsIOException e) {
+          // The consumer failed (e.g. it was lost in a leader change). Everything claimed so far is
+          // output; a new consumer starts at the next sequence when the read resumes.
+          LOG.warn("Reading stream {} at sequence {} failed ({}); resuming with a new consumer", stream, nextSequence, e.getMessage());
+          return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
+        }
         if (message == null) {
           if (finishIfRangeExhausted(descriptor, tracker, nextSequence)) {
             // Nothing matching lies below the end, so the reader can serve the range that follows.
