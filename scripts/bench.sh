@@ -47,7 +47,10 @@ classpath="integration/target/test-classes:$(cat "$out_dir/classpath.txt")"
 
 # The same JVM settings as the test runs (see surefire.argLine in pom.xml): Flink needs the opens.
 opens="$(sed -n 's:.*<flink.jvm.opens>\(.*\)</flink.jvm.opens>.*:\1:p' pom.xml)"
-jvm_args=(-Xmx3g -Djava.awt.headless=true -Djava.io.tmpdir="$work_dir" $opens)
+# Flink's and Beam's warnings (long operator names, missing log files, token managers) would bury the
+# table: they go to the log file below, and only errors reach the terminal.
+jvm_args=(-Xmx3g -Djava.awt.headless=true -Djava.io.tmpdir="$work_dir" $opens
+  -Dorg.slf4j.simpleLogger.log.org.apache.flink=error -Dorg.slf4j.simpleLogger.log.org.apache.beam=error)
 if [ "${BENCH_JFR:-}" = 1 ]; then
   jvm_args+=("-XX:StartFlightRecording=filename=$out_dir/bench.jfr,settings=profile,dumponexit=true")
 fi
@@ -55,6 +58,7 @@ fi
 echo "Machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 java "${jvm_args[@]}" -cp "$classpath" dev.natsio.integration.bench.Benchmarks \
   --markdown "$out_dir/benchmarks$( [[ " $* " == *" --quick "* ]] && echo -quick).md" \
-  --chart "$out_dir/benchmarks$( [[ " $* " == *" --quick "* ]] && echo -quick).png" "$@" &
+  --chart "$out_dir/benchmarks$( [[ " $* " == *" --quick "* ]] && echo -quick).png" "$@" \
+  2> >(tee "$out_dir/bench-stderr.log" | grep -v -E '^\s+at |^\s+\.\.\. [0-9]+ more' >&2) &
 bench_pid=$!
 wait "$bench_pid"
