@@ -1,7 +1,6 @@
 package dev.natsio.beam;
 
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -29,9 +28,10 @@ import org.joda.time.Instant;
  *
  * <h3>Encoding</h3>
  *
- * <p>A presence byte (bit 0: stream, bit 1: timestamp), the subject as modified UTF-8, the payload
- * length and bytes, the sequence, the stream and timestamp millis when present, then the header
- * count and each header's key and values. Headers are held in key order, so equal messages encode
+ * <p>A presence byte (bit 0: stream, bit 1: timestamp), the subject, the payload, the sequence,
+ * the stream and timestamp millis when present, then the header count and each header's key and
+ * values. Ints and longs are big-endian; strings are UTF-8 and, like the payload, prefixed with
+ * their length as an int. Headers are held in key order, so equal messages encode
  * to equal bytes: the coder is deterministic and can be used in keys.
  *
  * <h3>Schema</h3>
@@ -64,54 +64,85 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     return INSTANCE;
   }
 
+  /*
+   * Encoding and decoding go through one byte array per message rather than DataOutputStream and
+   * DataInputStream: those write and read an int as four single-byte calls on the underlying
+   * stream (a synchronized ByteArrayOutputStream.write in Beam's CoderUtils), and Flink streaming
+   * clones every element through this coder between chained operators. Same bytes as before.
+   */
+
   @Override
   public void encode(NatsMessage message, OutputStream outStream) throws IOException {
-    DataOutputStream out = new DataOutputStream(outStream);
-    int presence = (message.getStream() != null ? HAS_STREAM : 0) | (message.getTimestamp() != null ? HAS_TIMESTAMP : 0);
-    out.writeByte(presence);
-    writeString(out, message.getSubject());
+    byte[] subject = utf8(message.getSubject());
     byte[] payload = message.getPayload();
-    out.writeInt(payload.length);
-    out.write(payload);
-    out.writeLong(message.getSequence());
-    if (message.getStream() != null) {
-      writeString(out, message.getStream());
-    }
-    if (message.getTimestamp() != null) {
-      out.writeLong(message.getTimestamp().getMillis());
-    }
+    String streamName = message.getStream();
+    byte[] stream = streamName == null ? null : utf8(streamName);
+    Instant timestamp = message.getTimestamp();
     Map<String, List<String>> headers = message.getHeaders();
-    out.writeInt(headers.size());
+
+    int size = 1 + 4 + subject.length + 4 + payload.length + 8
+        + (stream == null ? 0 : 4 + stream.length) + (timestamp == null ? 0 : 8) + 4;
+    List<byte[]> headerBytes = headers.isEmpty() ? List.of() : new ArrayList<>();
     for (Map.Entry<String, List<String>> header : headers.entrySet()) {
-      writeString(out, header.getKey());
-      out.writeInt(header.getValue().size());
+      byte[] key = utf8(header.getKey());
+      headerBytes.add(key);
+      size += 4 + key.length + 4;
       for (String value : header.getValue()) {
-        writeString(out, value);
+        byte[] bytes = utf8(value);
+        headerBytes.add(bytes);
+        size += 4 + bytes.length;
       }
     }
-    out.flush();
+
+    Writer out = new Writer(size);
+    out.writeByte((stream != null ? HAS_STREAM : 0) | (timestamp != null ? HAS_TIMESTAMP : 0));
+    out.writeBytes(subject);
+    out.writeBytes(payload);
+    out.writeLong(message.getSequence());
+    if (stream != null) {
+      out.writeBytes(stream);
+    }
+    if (timestamp != null) {
+      out.writeLong(timestamp.getMillis());
+    }
+    out.writeInt(headers.size());
+    int next = 0;
+    for (Map.Entry<String, List<String>> header : headers.entrySet()) {
+      out.writeBytes(headerBytes.get(next++));
+      out.writeInt(header.getValue().size());
+      for (int i = 0; i < header.getValue().size(); i++) {
+        out.writeBytes(headerBytes.get(next++));
+      }
+    }
+    outStream.write(out.buffer);
   }
 
   @Override
-  public NatsMessage decode(InputStream inStream) throws IOException {
-    DataInputStream in = new DataInputStream(inStream);
-    int presence = in.readUnsignedByte();
-    String subject = readString(in);
-    byte[] payload = new byte[in.readInt()];
-    in.readFully(payload);
-    long sequence = in.readLong();
-    String stream = (presence & HAS_STREAM) != 0 ? readString(in) : null;
-    Instant timestamp = (presence & HAS_TIMESTAMP) != 0 ? Instant.ofEpochMilli(in.readLong()) : null;
-    int headerCount = in.readInt();
+  public NatsMessage decode(InputStream in) throws IOException {
+    // Reads exactly what encode wrote, in bulk reads, and never past it: the coder may be nested.
+    byte[] scratch = new byte[8];
+    readFully(in, scratch, 5);
+    int presence = scratch[0] & 0xFF;
+    String subject = readString(in, getInt(scratch, 1));
+    byte[] payload = readBytes(in, readInt(in, scratch));
+    readFully(in, scratch, 8);
+    long sequence = getLong(scratch);
+    String stream = (presence & HAS_STREAM) != 0 ? readString(in, readInt(in, scratch)) : null;
+    Instant timestamp = null;
+    if ((presence & HAS_TIMESTAMP) != 0) {
+      readFully(in, scratch, 8);
+      timestamp = Instant.ofEpochMilli(getLong(scratch));
+    }
+    int headerCount = readInt(in, scratch);
     Map<String, List<String>> headers = Collections.emptyMap();
     if (headerCount > 0) {
       headers = new TreeMap<>();
       for (int i = 0; i < headerCount; i++) {
-        String key = readString(in);
-        int valueCount = in.readInt();
+        String key = readString(in, readInt(in, scratch));
+        int valueCount = readInt(in, scratch);
         List<String> values = new ArrayList<>(valueCount);
         for (int j = 0; j < valueCount; j++) {
-          values.add(readString(in));
+          values.add(readString(in, readInt(in, scratch)));
         }
         headers.put(key, values);
       }
@@ -119,17 +150,78 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     return NatsMessage.of(subject, payload, headers, stream, sequence, timestamp);
   }
 
-  /** Length-prefixed UTF-8: unlike {@code writeUTF}, no 64 KiB limit on a header value. */
-  private static void writeString(DataOutputStream out, String value) throws IOException {
-    byte[] bytes = value.getBytes(StandardCharsets.UTF_8);
-    out.writeInt(bytes.length);
-    out.write(bytes);
+  private static byte[] utf8(String value) {
+    return value.getBytes(StandardCharsets.UTF_8);
   }
 
-  private static String readString(DataInputStream in) throws IOException {
-    byte[] bytes = new byte[in.readInt()];
-    in.readFully(bytes);
-    return new String(bytes, StandardCharsets.UTF_8);
+  /** Big-endian, as DataOutputStream writes: lengths are ints, strings and byte arrays length-prefixed. */
+  private static final class Writer {
+    final byte[] buffer;
+    int position;
+
+    Writer(int size) {
+      this.buffer = new byte[size];
+    }
+
+    void writeByte(int value) {
+      buffer[position++] = (byte) value;
+    }
+
+    void writeInt(int value) {
+      buffer[position++] = (byte) (value >>> 24);
+      buffer[position++] = (byte) (value >>> 16);
+      buffer[position++] = (byte) (value >>> 8);
+      buffer[position++] = (byte) value;
+    }
+
+    void writeLong(long value) {
+      writeInt((int) (value >>> 32));
+      writeInt((int) value);
+    }
+
+    /** Length-prefixed: unlike {@code writeUTF}, no 64 KiB limit on a header value. */
+    void writeBytes(byte[] bytes) {
+      writeInt(bytes.length);
+      System.arraycopy(bytes, 0, buffer, position, bytes.length);
+      position += bytes.length;
+    }
+  }
+
+  private static void readFully(InputStream in, byte[] into, int length) throws IOException {
+    int read = 0;
+    while (read < length) {
+      int n = in.read(into, read, length - read);
+      if (n < 0) {
+        throw new EOFException("NatsMessage ended after " + read + " of " + length + " bytes of a field");
+      }
+      read += n;
+    }
+  }
+
+  private static int readInt(InputStream in, byte[] scratch) throws IOException {
+    readFully(in, scratch, 4);
+    return getInt(scratch, 0);
+  }
+
+  private static byte[] readBytes(InputStream in, int length) throws IOException {
+    if (length < 0) {
+      throw new IOException("NatsMessage field with negative length " + length + ": not a NatsMessageCoder encoding");
+    }
+    byte[] bytes = new byte[length];
+    readFully(in, bytes, length);
+    return bytes;
+  }
+
+  private static String readString(InputStream in, int length) throws IOException {
+    return new String(readBytes(in, length), StandardCharsets.UTF_8);
+  }
+
+  private static int getInt(byte[] bytes, int offset) {
+    return ((bytes[offset] & 0xFF) << 24) | ((bytes[offset + 1] & 0xFF) << 16) | ((bytes[offset + 2] & 0xFF) << 8) | (bytes[offset + 3] & 0xFF);
+  }
+
+  private static long getLong(byte[] bytes) {
+    return ((long) getInt(bytes, 0) << 32) | (getInt(bytes, 4) & 0xFFFFFFFFL);
   }
 
   @Override
