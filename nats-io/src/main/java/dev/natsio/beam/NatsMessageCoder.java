@@ -119,30 +119,45 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
   @Override
   public NatsMessage decode(InputStream in) throws IOException {
-    // Reads exactly what encode wrote, in bulk reads, and never past it: the coder may be nested.
-    byte[] scratch = new byte[8];
-    readFully(in, scratch, 5);
-    int presence = scratch[0] & 0xFF;
-    String subject = readString(in, getInt(scratch, 1));
-    byte[] payload = readBytes(in, readInt(in, scratch));
-    readFully(in, scratch, 8);
-    long sequence = getLong(scratch);
-    String stream = (presence & HAS_STREAM) != 0 ? readString(in, readInt(in, scratch)) : null;
-    Instant timestamp = null;
-    if ((presence & HAS_TIMESTAMP) != 0) {
-      readFully(in, scratch, 8);
-      timestamp = Instant.ofEpochMilli(getLong(scratch));
+    // Reads exactly what encode wrote and never past it (the coder may be nested), in as few bulk
+    // reads as the lengths allow: each read also takes the length of the field after it. A
+    // message without headers takes five reads.
+    byte[] chunk = readBytes(in, 5);
+    int presence = chunk[0] & 0xFF;
+    boolean hasStream = (presence & HAS_STREAM) != 0;
+    boolean hasTimestamp = (presence & HAS_TIMESTAMP) != 0;
+    int subjectLength = checkedLength(getInt(chunk, 1));
+    chunk = readBytes(in, subjectLength + 4);
+    String subject = new String(chunk, 0, subjectLength, StandardCharsets.UTF_8);
+    byte[] payload = readBytes(in, checkedLength(getInt(chunk, subjectLength)));
+    chunk = readBytes(in, hasStream ? 12 : 8);
+    long sequence = getLong(chunk, 0);
+    int rest = (hasTimestamp ? 8 : 0) + 4;
+    String stream = null;
+    int offset = 0;
+    if (hasStream) {
+      int streamLength = checkedLength(getInt(chunk, 8));
+      chunk = readBytes(in, streamLength + rest);
+      stream = new String(chunk, 0, streamLength, StandardCharsets.UTF_8);
+      offset = streamLength;
+    } else {
+      chunk = readBytes(in, rest);
     }
-    int headerCount = readInt(in, scratch);
+    Instant timestamp = null;
+    if (hasTimestamp) {
+      timestamp = Instant.ofEpochMilli(getLong(chunk, offset));
+      offset += 8;
+    }
+    int headerCount = getInt(chunk, offset);
     Map<String, List<String>> headers = Collections.emptyMap();
     if (headerCount > 0) {
       headers = new TreeMap<>();
       for (int i = 0; i < headerCount; i++) {
-        String key = readString(in, readInt(in, scratch));
-        int valueCount = readInt(in, scratch);
+        String key = readString(in);
+        int valueCount = getInt(readBytes(in, 4), 0);
         List<String> values = new ArrayList<>(valueCount);
         for (int j = 0; j < valueCount; j++) {
-          values.add(readString(in, readInt(in, scratch)));
+          values.add(readString(in));
         }
         headers.put(key, values);
       }
@@ -187,41 +202,37 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     }
   }
 
-  private static void readFully(InputStream in, byte[] into, int length) throws IOException {
+  private static byte[] readBytes(InputStream in, int length) throws IOException {
+    byte[] bytes = new byte[length];
     int read = 0;
     while (read < length) {
-      int n = in.read(into, read, length - read);
+      int n = in.read(bytes, read, length - read);
       if (n < 0) {
         throw new EOFException("NatsMessage ended after " + read + " of " + length + " bytes of a field");
       }
       read += n;
     }
-  }
-
-  private static int readInt(InputStream in, byte[] scratch) throws IOException {
-    readFully(in, scratch, 4);
-    return getInt(scratch, 0);
-  }
-
-  private static byte[] readBytes(InputStream in, int length) throws IOException {
-    if (length < 0) {
-      throw new IOException("NatsMessage field with negative length " + length + ": not a NatsMessageCoder encoding");
-    }
-    byte[] bytes = new byte[length];
-    readFully(in, bytes, length);
     return bytes;
   }
 
-  private static String readString(InputStream in, int length) throws IOException {
-    return new String(readBytes(in, length), StandardCharsets.UTF_8);
+  private static String readString(InputStream in) throws IOException {
+    return new String(readBytes(in, checkedLength(getInt(readBytes(in, 4), 0))), StandardCharsets.UTF_8);
+  }
+
+  /** A field length, with room for the 12 bytes a chunk may read after it. */
+  private static int checkedLength(int length) throws IOException {
+    if (length < 0 || length > Integer.MAX_VALUE - 12) {
+      throw new IOException("NatsMessage field of length " + length + ": not a NatsMessageCoder encoding");
+    }
+    return length;
   }
 
   private static int getInt(byte[] bytes, int offset) {
     return ((bytes[offset] & 0xFF) << 24) | ((bytes[offset + 1] & 0xFF) << 16) | ((bytes[offset + 2] & 0xFF) << 8) | (bytes[offset + 3] & 0xFF);
   }
 
-  private static long getLong(byte[] bytes) {
-    return ((long) getInt(bytes, 0) << 32) | (getInt(bytes, 4) & 0xFFFFFFFFL);
+  private static long getLong(byte[] bytes, int offset) {
+    return ((long) getInt(bytes, offset) << 32) | (getInt(bytes, offset + 4) & 0xFFFFFFFFL);
   }
 
   @Override
