@@ -66,6 +66,8 @@ public final class Benchmarks {
     long[] memoryBacklogs;
     long checkpointMillis = 5_000;
     Set<Part> parts = EnumSet.allOf(Part.class);
+    /** When set, only throughput cases whose name contains one of these run (and the baselines). */
+    List<String> only = List.of();
     Path markdownOut;
     Path chartOut;
 
@@ -165,8 +167,14 @@ public final class Benchmarks {
         case "--repetitions":
           config.repetitions = Integer.parseInt(args[++i]);
           break;
+        case "--faster-copy":
+          Cases.fasterCopy = true;
+          break;
+        case "--only":
+          config.only = List.of(args[++i].split(","));
+          break;
         default:
-          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory] [--repetitions n] "
+          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory] [--repetitions n] [--only name,name] [--faster-copy] "
               + "[--markdown file.md] [--chart file.png]");
           System.exit(2);
       }
@@ -231,6 +239,9 @@ public final class Benchmarks {
             + "latency at %,d msgs/s, %d s warm-up + %d x %d s windows; memory backlogs %s",
         c.messages, c.directMessages, c.warmupMessages, c.repetitions, c.latencyRate, c.latencyWarmupSeconds,
         c.latencyWindows, c.latencyWindowSeconds, java.util.Arrays.toString(c.memoryBacklogs)));
+    if (Cases.fasterCopy) {
+      report.header.add("Flink pipelines with fasterCopy=true (the runner does not clone elements between chained operators)");
+    }
     report.header.add("load average at start (1, 5, 15 min): " + report.loadAtStart);
     for (String line : report.header) {
       out.println(line);
@@ -319,17 +330,24 @@ public final class Benchmarks {
   private static double record(
       Report report, Integer rep, PrintStream out, Result.Group group, String name, int payload, long messages,
       String baselineName, String target, double baseline, TimedCase body) throws Exception {
+    if (baselineName != null && !report.config.only.isEmpty() && report.config.only.stream().noneMatch(name::contains)) {
+      return Double.NaN;
+    }
     double load = SystemInfo.loadAverage1m();
     Cases.Timed timed = body.run();
     String ratio = Double.isNaN(baseline) ? "" : String.format("  %.2f× baseline", timed.messagesPerSecond / baseline);
-    out.printf("%s %-9s %-60s %5d B %,9d msgs: %,10.0f msgs/s (job %.1f s)%s  load %s%n", now(),
-        rep == null ? "warm-up" : "rep " + rep, name, payload, messages, timed.messagesPerSecond, timed.wallSeconds, ratio,
+    String cpu = Double.isNaN(timed.cpuMicrosPerMessage) ? "" : String.format("  %.2f µs CPU/msg on the reading thread", timed.cpuMicrosPerMessage);
+    out.printf("%s %-9s %-60s %5d B %,9d msgs: %,10.0f msgs/s (job %.1f s)%s%s  load %s%n", now(),
+        rep == null ? "warm-up" : "rep " + rep, name, payload, messages, timed.messagesPerSecond, timed.wallSeconds, ratio, cpu,
         SystemInfo.loadAverage());
     if (rep != null) {
       Result row = report.row(group, name, payload, messages, "throughput", "msgs/s", baselineName, target);
       row.values.add(timed.messagesPerSecond);
       row.wallSeconds.add(timed.wallSeconds);
       row.loads.add(load);
+      if (!Double.isNaN(timed.cpuMicrosPerMessage)) {
+        row.cpuMicros.add(timed.cpuMicrosPerMessage);
+      }
       if (!Double.isNaN(baseline)) {
         row.ratios.add(timed.messagesPerSecond / baseline);
       }
@@ -368,7 +386,7 @@ public final class Benchmarks {
       String stream = "latencynatsio";
       Cases.createFileStream(connection, stream, stream + ".x");
       String id = "latency-" + UUID.randomUUID();
-      org.apache.beam.sdk.Pipeline pipeline = dev.natsio.integration.FlinkPipelines.streaming(1, c.checkpointMillis);
+      org.apache.beam.sdk.Pipeline pipeline = Cases.flinkStreaming(1, c.checkpointMillis);
       pipeline
           .apply(dev.natsio.beam.NatsIO.read().withServers(server.url()).withStream(stream))
           .apply(Probes.latencyInto(id));

@@ -44,16 +44,41 @@ final class Cases {
   /** Messages each reader pulls ahead: NatsIO's default, and the baseline's, so they pull alike. */
   static final int READ_BATCH = 1_000;
 
+  /** Runs Flink with fasterCopy (no element clones between chained operators): a tuning experiment. */
+  static boolean fasterCopy;
+
   private Cases() {}
+
+  static Pipeline flinkBatch(int parallelism) {
+    return tuned(FlinkPipelines.batch(parallelism));
+  }
+
+  static Pipeline flinkStreaming(int parallelism, long checkpointMillis) {
+    return tuned(FlinkPipelines.streaming(parallelism, checkpointMillis));
+  }
+
+  private static Pipeline tuned(Pipeline pipeline) {
+    if (fasterCopy) {
+      pipeline.getOptions().as(org.apache.beam.runners.flink.FlinkPipelineOptions.class).setFasterCopy(true);
+    }
+    return pipeline;
+  }
 
   /** A throughput, and the time the whole job took, startup included. */
   static final class Timed {
     final double messagesPerSecond;
     final double wallSeconds;
+    /** CPU µs per message on the reading thread(s), for reads; NaN where not measured. */
+    final double cpuMicrosPerMessage;
 
     Timed(double messagesPerSecond, double wallSeconds) {
+      this(messagesPerSecond, wallSeconds, Double.NaN);
+    }
+
+    Timed(double messagesPerSecond, double wallSeconds, double cpuMicrosPerMessage) {
       this.messagesPerSecond = messagesPerSecond;
       this.wallSeconds = wallSeconds;
+      this.cpuMicrosPerMessage = cpuMicrosPerMessage;
     }
   }
 
@@ -104,6 +129,7 @@ final class Cases {
     long first = 0;
     long last = 0;
     long bytes = 0;
+    long cpuAtFirst = 0;
     try (IterableConsumer messages = consumer.iterate(ConsumeOptions.builder().batchSize(READ_BATCH).build())) {
       for (long read = 0; read < count; read++) {
         Message message = messages.nextMessage(Duration.ofSeconds(30));
@@ -113,20 +139,22 @@ final class Cases {
         last = System.nanoTime();
         if (read == 0) {
           first = last;
+          cpuAtFirst = Probes.threadCpuNanos();
         }
         bytes += message.getData().length; // Touch the payload, as any reader would.
       }
       messages.stop();
     }
+    double cpuMicros = (Probes.threadCpuNanos() - cpuAtFirst) / 1e3 / count;
     if (bytes <= 0) {
       throw new IllegalStateException("raw read saw no payload bytes");
     }
-    return new Timed((count - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9);
+    return new Timed((count - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpuMicros);
   }
 
   /** NatsIO.read() bounded ({@code [1, count + 1)}) on Flink in batch mode. */
   static Timed flinkBatchRead(String url, String stream, long count, int parallelism) {
-    return boundedRead(FlinkPipelines.batch(parallelism), url, stream, count);
+    return boundedRead(flinkBatch(parallelism), url, stream, count);
   }
 
   /** NatsIO.read() bounded on the Direct runner, with its default settings. */
@@ -149,7 +177,7 @@ final class Cases {
     if (state != PipelineResult.State.DONE || probe.count() != count) {
       throw new IllegalStateException("bounded read of " + stream + " ended " + state + " with " + probe.count() + " of " + count + " messages");
     }
-    return new Timed(probe.messagesPerSecond(), wall);
+    return new Timed(probe.messagesPerSecond(), wall, probe.cpuMicrosPerMessage());
   }
 
   /**
@@ -166,7 +194,7 @@ final class Cases {
       String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, Runnable whileLive)
       throws Exception {
     String id = "drain-" + UUID.randomUUID();
-    Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
+    Pipeline pipeline = flinkStreaming(1, checkpointMillis);
     pipeline
         .apply(NatsIO.read().withServers(url).withStream(stream).withStartSequence(startSequence))
         .apply(Probes.countInto(id));
@@ -188,7 +216,7 @@ final class Cases {
     }
     // An unbounded read goes on past the backlog when the stream holds more (the warm-up drains a
     // prefix): the rate then covers what was read by the time the job was cancelled.
-    return new Timed(probe.messagesPerSecond(), (System.nanoTime() - start) / 1e9);
+    return new Timed(probe.messagesPerSecond(), (System.nanoTime() - start) / 1e9, probe.cpuMicrosPerMessage());
   }
 
   /**
@@ -219,7 +247,7 @@ final class Cases {
   static Timed flinkWrite(Connection connection, String url, String stream, String subject, long count, int size, int parallelism)
       throws Exception {
     createFileStream(connection, stream, subject);
-    Pipeline pipeline = FlinkPipelines.batch(parallelism);
+    Pipeline pipeline = flinkBatch(parallelism);
     pipeline
         .apply(Impulse.create())
         .apply(ParDo.of(new GenerateFn(subject, count, size)))

@@ -29,9 +29,11 @@ final class Probes {
     private long bytes;
     private long firstNanos = Long.MAX_VALUE;
     private long lastNanos = Long.MIN_VALUE;
+    private long cpuNanos;
 
-    synchronized void merge(long count, long bytes, long firstNanos, long lastNanos) {
+    synchronized void merge(long count, long bytes, long firstNanos, long lastNanos, long cpuNanos) {
       this.count += count;
+      this.cpuNanos += cpuNanos;
       this.bytes += bytes;
       this.firstNanos = Math.min(this.firstNanos, firstNanos);
       this.lastNanos = Math.max(this.lastNanos, lastNanos);
@@ -43,6 +45,15 @@ final class Probes {
 
     synchronized long bytes() {
       return bytes;
+    }
+
+    /**
+     * CPU time of the threads that ran the probe (in a chained Flink task: the reader, the copies
+     * between operators and the probe) per message, in microseconds. Unlike a rate, it barely moves
+     * when other processes take the cores, so it is what tuning is judged by on a shared machine.
+     */
+    synchronized double cpuMicrosPerMessage() {
+      return count == 0 ? 0 : cpuNanos / 1e3 / count;
     }
 
     /** Messages per second between the first and the last message seen. */
@@ -106,6 +117,10 @@ final class Probes {
     return ParDo.of(new LatencyFn(id));
   }
 
+  static long threadCpuNanos() {
+    return java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
+  }
+
   /** The payload layout of latency messages: publish nanoTime in the first 8 bytes, then filler. */
   static byte[] timestampedPayload(long publishNanos, int size) {
     byte[] payload = new byte[Math.max(Long.BYTES, size)];
@@ -123,6 +138,8 @@ final class Probes {
     private transient long bytes;
     private transient long first;
     private transient long last;
+    /** This thread's CPU time when the probe last reported (or saw its first message); -1 before. */
+    private transient long cpuMark = -1;
 
     CountFn(String id) {
       this.id = id;
@@ -139,6 +156,9 @@ final class Probes {
       long now = System.nanoTime();
       if (count == 0) {
         first = now;
+        if (cpuMark < 0) {
+          cpuMark = threadCpuNanos();
+        }
       }
       last = now;
       count++;
@@ -148,7 +168,9 @@ final class Probes {
     @FinishBundle
     public void finishBundle() {
       if (count > 0) {
-        throughput(id).merge(count, bytes, first, last);
+        long cpu = threadCpuNanos();
+        throughput(id).merge(count, bytes, first, last, cpu - cpuMark);
+        cpuMark = cpu;
       }
     }
   }

@@ -23,6 +23,8 @@ final class Result {
   /** Seconds from submitting the job to its end (or the wait's end), startup included. */
   final List<Double> wallSeconds = new ArrayList<>();
   final List<Double> loads = new ArrayList<>();
+  /** Reads: CPU µs per message on the reading thread(s); steadier than rates on a shared machine. */
+  final List<Double> cpuMicros = new ArrayList<>();
 
   Result(Group group, String name, int payloadBytes, long messages, String metric, String unit, String baselineName, String target) {
     this.group = group;
@@ -89,6 +91,10 @@ final class Result {
 
   String wallText() {
     return wallSeconds.isEmpty() ? "" : String.format("%.1f", Stats.median(wallSeconds));
+  }
+
+  String cpuText() {
+    return cpuMicros.isEmpty() ? "" : String.format("%.2f", Stats.median(cpuMicros));
   }
 
   String loadText() {

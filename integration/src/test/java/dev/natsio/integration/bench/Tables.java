@@ -6,7 +6,7 @@ import java.util.List;
 /** The report as a plain-text table (for the terminal) and as Markdown (for docs/benchmarks.md). */
 final class Tables {
   private static final String[] COLUMNS = {
-    "case", "payload", "msgs", "metric", "median", "min–max", "vs raw jnats", "target", "", "job s", "load 1m"
+    "case", "payload", "msgs", "metric", "median", "min–max", "vs raw jnats", "target", "", "job s", "CPU µs/msg", "load 1m"
   };
 
   private Tables() {}
@@ -37,6 +37,7 @@ final class Tables {
         row.target == null ? "" : row.target,
         verdict,
         row.wallText(),
+        row.cpuText(),
         row.loadText()
       });
     }
@@ -79,7 +80,7 @@ final class Tables {
   private static void appendLine(StringBuilder out, String[] cells, int[] widths) {
     StringBuilder line = new StringBuilder();
     for (int i = 0; i < cells.length; i++) {
-      boolean numeric = i == 4 || i == 5 || i == 9;
+      boolean numeric = i == 4 || i == 5 || i == 9 || i == 10;
       String format = "%" + (numeric ? "" : "-") + widths[i] + "s  ";
       line.append(String.format(format, cells[i]));
     }
@@ -98,7 +99,7 @@ final class Tables {
     }
     out.append("\n|");
     for (int i = 0; i < COLUMNS.length; i++) {
-      out.append(i == 4 || i == 5 || i == 9 ? "---:|" : "---|");
+      out.append(i == 4 || i == 5 || i == 9 || i == 10 ? "---:|" : "---|");
     }
     out.append('\n');
     for (String[] row : cells(report)) {
