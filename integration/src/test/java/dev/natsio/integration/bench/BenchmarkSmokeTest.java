@@ -32,7 +32,8 @@ public class BenchmarkSmokeTest {
     int window = Cases.defaultMaxInFlight();
     List<String> missing = new ArrayList<>();
     for (int payload : config.payloads) {
-      for (String name : List.of(Benchmarks.RAW_READ, Benchmarks.FLINK_P1, Benchmarks.FLINK_P2, Benchmarks.DRAIN, Benchmarks.DIRECT)) {
+      for (String name : List.of(Benchmarks.RAW_READ, Benchmarks.FLINK_P1, Benchmarks.FLINK_P2, Benchmarks.DRAIN, Benchmarks.DRAIN_FASTER_COPY,
+          Benchmarks.DIRECT)) {
         check(report.find(Result.Group.READ, name, payload, "throughput"), "read " + name + " " + payload, missing);
       }
       for (String name : List.of(Benchmarks.rawWrite(window), Benchmarks.FLINK_WRITE)) {
@@ -45,7 +46,8 @@ public class BenchmarkSmokeTest {
       }
     }
     for (long backlog : config.memoryBacklogs) {
-      for (String metric : List.of("throughput", "retained heap after full GC", "max heap after any GC", "peak RSS")) {
+      for (String metric : List.of("throughput", Benchmarks.RETAINED_HEAP, "max heap after any GC", "peak RSS",
+          Benchmarks.RSS_BEYOND_HEAP)) {
         check(report.memory(backlog, metric), "memory " + backlog + " " + metric, missing);
       }
     }

@@ -81,7 +81,7 @@ public final class Benchmarks {
       c.directMessages = 5_000;
       c.repetitions = 1;
       c.latencyWarmupSeconds = 1;
-      c.latencyWindowSeconds = 3;
+      c.latencyWindowSeconds = 2;
       c.latencyWindows = 1;
       c.memoryBacklogs = new long[] {5_000, 20_000};
       c.markdownOut = Path.of("target", "bench", "benchmarks-quick.md");
@@ -167,14 +167,14 @@ public final class Benchmarks {
         case "--repetitions":
           config.repetitions = Integer.parseInt(args[++i]);
           break;
-        case "--faster-copy":
-          Cases.fasterCopy = true;
+        case "--natsio-batch":
+          Cases.natsioBatch = Integer.parseInt(args[++i]);
           break;
         case "--only":
           config.only = List.of(args[++i].split(","));
           break;
         default:
-          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory] [--repetitions n] [--only name,name] [--faster-copy] "
+          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory] [--repetitions n] [--only name,name] [--natsio-batch n] "
               + "[--markdown file.md] [--chart file.png]");
           System.exit(2);
       }
@@ -239,8 +239,8 @@ public final class Benchmarks {
             + "latency at %,d msgs/s, %d s warm-up + %d x %d s windows; memory backlogs %s",
         c.messages, c.directMessages, c.warmupMessages, c.repetitions, c.latencyRate, c.latencyWarmupSeconds,
         c.latencyWindows, c.latencyWindowSeconds, java.util.Arrays.toString(c.memoryBacklogs)));
-    if (Cases.fasterCopy) {
-      report.header.add("Flink pipelines with fasterCopy=true (the runner does not clone elements between chained operators)");
+    if (Cases.natsioBatch > 0) {
+      report.header.add("NatsIO reads with withBatchSize(" + Cases.natsioBatch + ") (experiment; the baseline pulls " + Cases.READ_BATCH + ")");
     }
     report.header.add("load average at start (1, 5, 15 min): " + report.loadAtStart);
     for (String line : report.header) {
@@ -255,6 +255,7 @@ public final class Benchmarks {
   static final String FLINK_P2 = "NatsIO.read() bounded, Flink batch, parallelism 2";
   static final String DIRECT = "NatsIO.read() bounded, Direct runner";
   static final String DRAIN = "NatsIO.read() unbounded, backlog drain, Flink streaming";
+  static final String DRAIN_FASTER_COPY = "NatsIO.read() unbounded, backlog drain, Flink streaming, fasterCopy";
   static final String FLINK_WRITE = "NatsIO.write() JetStream, Flink batch, parallelism 1";
 
   static String rawWrite(int window) {
@@ -307,7 +308,10 @@ public final class Benchmarks {
       record(report, rep, out, Result.Group.READ, FLINK_P2, payload, messages, RAW_READ, "≥ 0.8×", base,
           () -> Cases.flinkBatchRead(url, stream, messages, 2));
       record(report, rep, out, Result.Group.READ, DRAIN, payload, messages, RAW_READ, "≥ 0.8×", base,
-          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout));
+          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, false));
+      // The runner's own tuning knob, beside the default: see docs/benchmarks.md.
+      record(report, rep, out, Result.Group.READ, DRAIN_FASTER_COPY, payload, messages, RAW_READ, "≥ 0.8×", base,
+          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, true));
       record(report, rep, out, Result.Group.READ, DIRECT, payload, directMessages, RAW_READ, "", base,
           () -> Cases.directRead(url, stream, directMessages));
     }
@@ -386,7 +390,7 @@ public final class Benchmarks {
       String stream = "latencynatsio";
       Cases.createFileStream(connection, stream, stream + ".x");
       String id = "latency-" + UUID.randomUUID();
-      org.apache.beam.sdk.Pipeline pipeline = Cases.flinkStreaming(1, c.checkpointMillis);
+      org.apache.beam.sdk.Pipeline pipeline = dev.natsio.integration.FlinkPipelines.streaming(1, c.checkpointMillis);
       pipeline
           .apply(dev.natsio.beam.NatsIO.read().withServers(server.url()).withStream(stream))
           .apply(Probes.latencyInto(id));
@@ -468,9 +472,13 @@ public final class Benchmarks {
 
   // ---- Memory ----------------------------------------------------------------------------------
 
-  static final String MEMORY = "NatsIO.read() unbounded, backlog drain, Flink streaming, own JVM -Xmx1g";
+  static final int MEMORY_HEAP_MB = 1024;
+  static final String MEMORY = "NatsIO.read() unbounded, backlog drain, Flink streaming, own JVM, 1 GiB heap";
   private static final String MEMORY_STREAM = "backlog";
   static final int MEMORY_PAYLOAD = 128;
+  /** The two memory figures the "flat in backlog" target is judged on; the others explain them. */
+  static final String RETAINED_HEAP = "retained heap after full GC";
+  static final String RSS_BEYOND_HEAP = "peak RSS beyond the heap";
 
   private static void memory(Report report, NatsTestServer server, Connection connection, PrintStream out) throws Exception {
     Config c = report.config;
@@ -483,12 +491,14 @@ public final class Benchmarks {
       long startSequence = largest - backlog + 1;
       double load = SystemInfo.loadAverage1m();
       Map<String, Double> figures = drainInOwnJvm(server.url(), startSequence, backlog, c.checkpointMillis);
-      out.printf("%s memory    drain of %,d: %,.0f msgs/s; retained heap %.0f MB, max heap after GC %.0f MB, peak RSS %.0f MB  load %s%n",
+      out.printf("%s memory    drain of %,d: %,.0f msgs/s; retained heap %.0f MB, max heap after GC %.0f MB, peak RSS %.0f MB "
+              + "(%.0f MB beyond the %d MB heap)  load %s%n",
           now(), backlog, figures.get("rate"), figures.get("retainedHeapMb"), figures.get("maxHeapAfterGcMb"),
-          figures.get("peakRssMb"), SystemInfo.loadAverage());
-      addMemory(report, backlog, "retained heap after full GC", figures.get("retainedHeapMb"), load);
+          figures.get("peakRssMb"), figures.get("peakRssMb") - MEMORY_HEAP_MB, MEMORY_HEAP_MB, SystemInfo.loadAverage());
+      addMemory(report, backlog, RETAINED_HEAP, figures.get("retainedHeapMb"), load);
       addMemory(report, backlog, "max heap after any GC", figures.get("maxHeapAfterGcMb"), load);
       addMemory(report, backlog, "peak RSS", figures.get("peakRssMb"), load);
+      addMemory(report, backlog, RSS_BEYOND_HEAP, figures.get("peakRssMb") - MEMORY_HEAP_MB, load);
       Result rate = report.row(Result.Group.MEMORY, MEMORY, MEMORY_PAYLOAD, backlog, "throughput", "msgs/s", null, "");
       rate.values.add(figures.get("rate"));
       rate.wallSeconds.add(figures.get("wall"));
@@ -498,7 +508,8 @@ public final class Benchmarks {
   }
 
   private static void addMemory(Report report, long backlog, String metric, double mb, double load) {
-    Result row = report.row(Result.Group.MEMORY, MEMORY, MEMORY_PAYLOAD, backlog, metric, "MB", null, "flat in backlog");
+    boolean judged = metric.equals(RETAINED_HEAP) || metric.equals(RSS_BEYOND_HEAP);
+    Result row = report.row(Result.Group.MEMORY, MEMORY, MEMORY_PAYLOAD, backlog, metric, "MB", null, judged ? "flat in backlog" : "");
     row.values.add(mb);
     row.loads.add(load);
   }
@@ -509,7 +520,11 @@ public final class Benchmarks {
   private static Map<String, Double> drainInOwnJvm(String url, long startSequence, long backlog, long checkpointMillis) throws Exception {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    command.add("-Xmx1g");
+    // A fixed, pre-touched heap: all of it is resident from the start, so the resident set beyond
+    // it is exactly what lives outside the heap, and G1's heap sizing cannot pass for growth.
+    command.add("-Xms" + MEMORY_HEAP_MB + "m");
+    command.add("-Xmx" + MEMORY_HEAP_MB + "m");
+    command.add("-XX:+AlwaysPreTouch");
     for (String argument : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
       if (argument.startsWith("--add-opens") || argument.startsWith("-Djava.io.tmpdir")) {
         command.add(argument); // Flink needs the same opened JDK packages as this JVM.

@@ -26,6 +26,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.beam.runners.direct.DirectRunner;
+import org.apache.beam.runners.flink.FlinkPipelineOptions;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.options.PipelineOptions;
@@ -44,24 +45,15 @@ final class Cases {
   /** Messages each reader pulls ahead: NatsIO's default, and the baseline's, so they pull alike. */
   static final int READ_BATCH = 1_000;
 
-  /** Runs Flink with fasterCopy (no element clones between chained operators): a tuning experiment. */
-  static boolean fasterCopy;
+  /** NatsIO reads' withBatchSize for a tuning experiment ({@code --natsio-batch}); 0: NatsIO's default. */
+  static int natsioBatch;
 
   private Cases() {}
 
-  static Pipeline flinkBatch(int parallelism) {
-    return tuned(FlinkPipelines.batch(parallelism));
-  }
-
-  static Pipeline flinkStreaming(int parallelism, long checkpointMillis) {
-    return tuned(FlinkPipelines.streaming(parallelism, checkpointMillis));
-  }
-
-  private static Pipeline tuned(Pipeline pipeline) {
-    if (fasterCopy) {
-      pipeline.getOptions().as(org.apache.beam.runners.flink.FlinkPipelineOptions.class).setFasterCopy(true);
-    }
-    return pipeline;
+  /** NatsIO.read() as every read case configures it. */
+  static NatsIO.Read read(String url, String stream) {
+    NatsIO.Read read = NatsIO.read().withServers(url).withStream(stream);
+    return natsioBatch > 0 ? read.withBatchSize(natsioBatch) : read;
   }
 
   /** A throughput, and the time the whole job took, startup included. */
@@ -154,7 +146,7 @@ final class Cases {
 
   /** NatsIO.read() bounded ({@code [1, count + 1)}) on Flink in batch mode. */
   static Timed flinkBatchRead(String url, String stream, long count, int parallelism) {
-    return boundedRead(flinkBatch(parallelism), url, stream, count);
+    return boundedRead(FlinkPipelines.batch(parallelism), url, stream, count);
   }
 
   /** NatsIO.read() bounded on the Direct runner, with its default settings. */
@@ -167,7 +159,7 @@ final class Cases {
   private static Timed boundedRead(Pipeline pipeline, String url, String stream, long count) {
     String id = "read-" + UUID.randomUUID();
     pipeline
-        .apply(NatsIO.read().withServers(url).withStream(stream).withStopSequence(count + 1))
+        .apply(read(url, stream).withStopSequence(count + 1))
         .apply(Probes.countInto(id));
     long start = System.nanoTime();
     PipelineResult.State state = pipeline.run().waitUntilFinish();
@@ -184,19 +176,24 @@ final class Cases {
    * NatsIO.read() unbounded on Flink streaming, draining a backlog of {@code count} messages: the
    * job is cancelled once the last one has gone by.
    */
-  static Timed flinkStreamingDrain(String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis)
+  static Timed flinkStreamingDrain(
+      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, boolean fasterCopy)
       throws Exception {
-    return flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, () -> {});
+    return flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, fasterCopy, () -> {});
   }
 
   /** As above; {@code whileLive} runs once the backlog is drained, before the job is cancelled. */
   static Timed flinkStreamingDrain(
-      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, Runnable whileLive)
+      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, boolean fasterCopy,
+      Runnable whileLive)
       throws Exception {
     String id = "drain-" + UUID.randomUUID();
-    Pipeline pipeline = flinkStreaming(1, checkpointMillis);
+    Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
+    // fasterCopy: Flink then hands each element to the next chained operator as it is, instead of
+    // cloning it through its coder (Beam's model forbids mutating inputs, so that is safe).
+    pipeline.getOptions().as(FlinkPipelineOptions.class).setFasterCopy(fasterCopy);
     pipeline
-        .apply(NatsIO.read().withServers(url).withStream(stream).withStartSequence(startSequence))
+        .apply(read(url, stream).withStartSequence(startSequence))
         .apply(Probes.countInto(id));
     long start = System.nanoTime();
     PipelineResult result = pipeline.run();
@@ -247,7 +244,7 @@ final class Cases {
   static Timed flinkWrite(Connection connection, String url, String stream, String subject, long count, int size, int parallelism)
       throws Exception {
     createFileStream(connection, stream, subject);
-    Pipeline pipeline = flinkBatch(parallelism);
+    Pipeline pipeline = FlinkPipelines.batch(parallelism);
     pipeline
         .apply(Impulse.create())
         .apply(ParDo.of(new GenerateFn(subject, count, size)))

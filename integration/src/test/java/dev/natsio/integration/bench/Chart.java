@@ -121,6 +121,8 @@ final class Chart {
           break;
       }
     }
+    // Memory: each figure for both backlogs side by side, which is the comparison that matters.
+    memory.bars.sort(java.util.Comparator.comparing((Bar bar) -> bar.label.substring(0, bar.label.indexOf(", backlog"))));
     for (Panel panel : List.of(reads, writes, latency, memory)) {
       if (!panel.bars.isEmpty()) {
         panels.add(panel);

@@ -17,10 +17,13 @@ import javax.management.openmbean.CompositeData;
  * Drains a backlog with NatsIO on Flink streaming in a JVM of its own, and reports its memory: a
  * fresh process per backlog size, so one drain's heap and resident set cannot colour the other's.
  *
- * <p>Three figures: the retained heap after a full GC taken once the backlog is drained, with the
+ * <p>The figures: the retained heap after a full GC taken once the backlog is drained, with the
  * job still running (what the pipeline holds on to: this is what would grow if the reader buffered
- * the backlog); the largest heap in use after any GC during the drain; and the peak resident set
- * (VmHWM), which includes the JVM, Flink's network buffers and jnats's socket buffers.
+ * the backlog); the largest heap in use after any GC during the drain; the peak resident set
+ * (VmHWM), which includes the JVM, Flink's network buffers and jnats's socket buffers. The parent
+ * starts this JVM with a fixed, pre-touched heap, so the resident set beyond the heap (code,
+ * metaspace, thread stacks, direct buffers: what a leak outside the heap would grow) is the peak
+ * minus the heap size.
  *
  * <p>Arguments: server URL, stream, start sequence, messages to drain, checkpoint interval ms,
  * timeout ms. Prints one line starting with {@value #RESULT_PREFIX}.
@@ -66,7 +69,7 @@ public final class MemoryProbe {
     sampler.start();
 
     long[] retained = new long[1];
-    Cases.Timed drained = Cases.flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, () -> {
+    Cases.Timed drained = Cases.flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, false, () -> {
       System.gc();
       retained[0] = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
     });
