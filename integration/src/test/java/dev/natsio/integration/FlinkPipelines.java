@@ -5,12 +5,12 @@ import org.apache.beam.runners.flink.FlinkRunner;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 
-/** Pipelines on Beam's classic FlinkRunner in a local mini-cluster inside the test JVM. */
-final class FlinkPipelines {
+/** Pipelines on Beam's classic FlinkRunner in a local mini-cluster inside the test JVM (tests and benchmarks). */
+public final class FlinkPipelines {
   private FlinkPipelines() {}
 
   /** A batch pipeline: bounded reads only, no checkpoints. */
-  static Pipeline batch(int parallelism) {
+  public static Pipeline batch(int parallelism) {
     FlinkPipelineOptions options = options(parallelism);
     options.setStreaming(false);
     return Pipeline.create(options);
@@ -20,7 +20,7 @@ final class FlinkPipelines {
    * A streaming pipeline with checkpoints every {@code checkpointMillis}. Detached, so {@code
    * run()} returns at once and the test cancels the job when done (attached, it would block forever).
    */
-  static Pipeline streaming(int parallelism, long checkpointMillis) {
+  public static Pipeline streaming(int parallelism, long checkpointMillis) {
     FlinkPipelineOptions options = options(parallelism);
     options.setStreaming(true);
     options.setAttachedMode(false);
@@ -28,7 +28,7 @@ final class FlinkPipelines {
     return Pipeline.create(options);
   }
 
-  static FlinkPipelineOptions options(int parallelism) {
+  public static FlinkPipelineOptions options(int parallelism) {
     FlinkPipelineOptions options = PipelineOptionsFactory.create().as(FlinkPipelineOptions.class);
     options.setRunner(FlinkRunner.class);
     options.setFlinkMaster("[local]");

@@ -30,6 +30,25 @@ public class NatsMessageCoderTest {
     CoderProperties.coderDecodeEncodeEqual(NatsMessageCoder.of(), NEW);
   }
 
+  /** The encoding is in checkpoints and shuffles: a new version must decode what an old one wrote. */
+  @Test
+  public void encodingIsStable() throws Exception {
+    assertThat(java.util.HexFormat.of().formatHex(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), READ)),
+        equalTo("03000000096f72646572732e65750000000568656c6c6f000000000000002a000000066f72646572730000018bcfe5687b"
+            + "00000002000000016100000002000000013100000001780000000162000000010000000132"));
+    assertThat(java.util.HexFormat.of().formatHex(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), NEW)),
+        equalTo("00000000036f757400000000000000000000000000000000"));
+  }
+
+  @Test
+  public void nestedInAnotherCoderReadsNoFurtherThanItsOwnBytes() throws Exception {
+    CoderProperties.coderDecodeEncodeEqual(
+        org.apache.beam.sdk.coders.ListCoder.of(NatsMessageCoder.of()), List.of(READ, NEW, READ));
+    CoderProperties.coderDecodeEncodeEqual(
+        org.apache.beam.sdk.coders.KvCoder.of(NatsMessageCoder.of(), NatsMessageCoder.of()),
+        org.apache.beam.sdk.values.KV.of(NEW, READ));
+  }
+
   @Test
   public void headerValuesLongerThan64KiBRoundTrip() throws Exception {
     String big = "v".repeat(70_000);

@@ -47,10 +47,21 @@ public final class JetStreamTestData {
   public static void publish(
       Connection connection, IntFunction<String> subject, int count, IntFunction<byte[]> payload, IntFunction<Headers> headers)
       throws Exception {
+    publish(connection, subject, count, payload, headers, IN_FLIGHT);
+  }
+
+  /**
+   * As {@link #publish(Connection, IntFunction, int, IntFunction, IntFunction)}, with at most
+   * {@code maxInFlight} unacknowledged: the benchmarks' write baseline uses NatsIO's window.
+   */
+  public static void publish(
+      Connection connection, IntFunction<String> subject, int count, IntFunction<byte[]> payload, IntFunction<Headers> headers,
+      int maxInFlight)
+      throws Exception {
     JetStream js = connection.jetStream();
     Deque<CompletableFuture<PublishAck>> inFlight = new ArrayDeque<>();
     for (int i = 0; i < count; i++) {
-      if (inFlight.size() >= IN_FLIGHT) {
+      if (inFlight.size() >= maxInFlight) {
         inFlight.removeFirst().get(30, TimeUnit.SECONDS);
       }
       inFlight.addLast(
