@@ -1,10 +1,10 @@
 package dev.natsio.beam;
 
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -29,11 +29,12 @@ import org.joda.time.Instant;
  *
  * <h3>Encoding</h3>
  *
- * <p>A presence byte (bit 0: stream, bit 1: timestamp, bit 2: delivered count), the subject as
- * modified UTF-8, the payload length and bytes, the sequence, the stream, timestamp millis and
- * delivered count when present, then the header count and each header's key and values. A
- * delivered count of 0 (every message not read through a durable consumer) is absent, so such
- * messages encode exactly as before the field existed. Headers are held in key order, so equal messages encode
+ * <p>A presence byte (bit 0: stream, bit 1: timestamp, bit 2: delivered count), the subject, the
+ * payload, the sequence, the stream, timestamp millis and delivered count when present, then the
+ * header count and each header's key, value count and values. Ints and longs are big-endian;
+ * strings are UTF-8 and, like the payload, prefixed with their length as an int. A delivered count
+ * of 0 (every message not read through a durable consumer) is absent, so such messages encode
+ * exactly as before the field existed. Headers are held in key order, so equal messages encode
  * to equal bytes: the coder is deterministic and can be used in keys.
  *
  * <h3>Schema</h3>
@@ -68,79 +69,198 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     return INSTANCE;
   }
 
+  /*
+   * Encode and decode go through byte arrays, not DataOutputStream and DataInputStream: those move
+   * an int as four single-byte calls on the underlying stream (in Beam's CoderUtils and nested
+   * coders, calls into a synchronized ByteArrayOutputStream or ByteArrayInputStream), and Flink
+   * streaming clones every element through this coder between chained operators. The bytes are
+   * the same as those streams wrote: big-endian ints and longs.
+   */
+
   @Override
   public void encode(NatsMessage message, OutputStream outStream) throws IOException {
-    DataOutputStream out = new DataOutputStream(outStream);
-    int presence =
-        (message.getStream() != null ? HAS_STREAM : 0)
-            | (message.getTimestamp() != null ? HAS_TIMESTAMP : 0)
-            | (message.getDeliveredCount() != 0 ? HAS_DELIVERED_COUNT : 0);
-    out.writeByte(presence);
-    writeString(out, message.getSubject());
+    byte[] subject = utf8(message.getSubject());
     byte[] payload = message.getPayload();
-    out.writeInt(payload.length);
-    out.write(payload);
-    out.writeLong(message.getSequence());
-    if (message.getStream() != null) {
-      writeString(out, message.getStream());
-    }
-    if (message.getTimestamp() != null) {
-      out.writeLong(message.getTimestamp().getMillis());
-    }
-    if (message.getDeliveredCount() != 0) {
-      out.writeLong(message.getDeliveredCount());
-    }
+    byte[] stream = message.getStream() == null ? null : utf8(message.getStream());
+    Instant timestamp = message.getTimestamp();
+    long deliveredCount = message.getDeliveredCount();
     Map<String, List<String>> headers = message.getHeaders();
-    out.writeInt(headers.size());
+    // Every header key and value as UTF-8, in the order they are written.
+    byte[][] headerStrings = headers.isEmpty() ? NO_STRINGS : new byte[headerStringCount(headers)][];
+
+    long size = 1L + 4 + subject.length + 4 + payload.length + 8
+        + (stream == null ? 0 : 4L + stream.length)
+        + (timestamp == null ? 0 : 8)
+        + (deliveredCount == 0 ? 0 : 8)
+        + 4;
+    int next = 0;
     for (Map.Entry<String, List<String>> header : headers.entrySet()) {
-      writeString(out, header.getKey());
-      out.writeInt(header.getValue().size());
+      byte[] key = utf8(header.getKey());
+      headerStrings[next++] = key;
+      size += 4L + key.length + 4;
       for (String value : header.getValue()) {
-        writeString(out, value);
+        byte[] bytes = utf8(value);
+        headerStrings[next++] = bytes;
+        size += 4L + bytes.length;
       }
     }
-    out.flush();
+    if (size > Integer.MAX_VALUE - 8) {
+      throw new IOException("NatsMessage of " + size + " encoded bytes: too large for one array");
+    }
+
+    ByteBuffer out = ByteBuffer.allocate((int) size);
+    out.put((byte) ((stream != null ? HAS_STREAM : 0)
+        | (timestamp != null ? HAS_TIMESTAMP : 0)
+        | (deliveredCount != 0 ? HAS_DELIVERED_COUNT : 0)));
+    putWithLength(out, subject);
+    putWithLength(out, payload);
+    out.putLong(message.getSequence());
+    if (stream != null) {
+      putWithLength(out, stream);
+    }
+    if (timestamp != null) {
+      out.putLong(timestamp.getMillis());
+    }
+    if (deliveredCount != 0) {
+      out.putLong(deliveredCount);
+    }
+    out.putInt(headers.size());
+    next = 0;
+    for (List<String> values : headers.values()) {
+      putWithLength(out, headerStrings[next++]);
+      out.putInt(values.size());
+      for (int i = 0; i < values.size(); i++) {
+        putWithLength(out, headerStrings[next++]);
+      }
+    }
+    outStream.write(out.array());
   }
 
   @Override
-  public NatsMessage decode(InputStream inStream) throws IOException {
-    DataInputStream in = new DataInputStream(inStream);
-    int presence = in.readUnsignedByte();
-    String subject = readString(in);
-    byte[] payload = new byte[in.readInt()];
-    in.readFully(payload);
-    long sequence = in.readLong();
-    String stream = (presence & HAS_STREAM) != 0 ? readString(in) : null;
-    Instant timestamp = (presence & HAS_TIMESTAMP) != 0 ? Instant.ofEpochMilli(in.readLong()) : null;
-    long deliveredCount = (presence & HAS_DELIVERED_COUNT) != 0 ? in.readLong() : 0L;
-    int headerCount = in.readInt();
-    Map<String, List<String>> headers = Collections.emptyMap();
-    if (headerCount > 0) {
-      headers = new TreeMap<>();
-      for (int i = 0; i < headerCount; i++) {
-        String key = readString(in);
-        int valueCount = in.readInt();
-        List<String> values = new ArrayList<>(valueCount);
-        for (int j = 0; j < valueCount; j++) {
-          values.add(readString(in));
-        }
-        headers.put(key, values);
-      }
+  public NatsMessage decode(InputStream in) throws IOException {
+    // Reads exactly the bytes encode wrote and never past them (the coder is used nested, inside
+    // other coders), in as few bulk reads as the lengths allow: each read takes a field and what
+    // follows it up to the next length. A message without headers takes four reads, or five with
+    // a stream.
+    ByteBuffer chunk = read(in, 1 + 4);
+    int presence = chunk.get() & 0xFF;
+    boolean hasStream = (presence & HAS_STREAM) != 0;
+    // What follows the stream, or the sequence when there is none: timestamp, delivered count, header count.
+    int tail = ((presence & HAS_TIMESTAMP) != 0 ? 8 : 0) + ((presence & HAS_DELIVERED_COUNT) != 0 ? 8 : 0) + 4;
+    int subjectLength = length(chunk.getInt());
+
+    chunk = read(in, subjectLength + 4);
+    String subject = utf8(chunk, subjectLength);
+    byte[] payload = new byte[length(chunk.getInt())];
+    readFully(in, payload);
+
+    chunk = read(in, 8 + (hasStream ? 4 : tail));
+    long sequence = chunk.getLong();
+    String stream = null;
+    if (hasStream) {
+      int streamLength = length(chunk.getInt());
+      chunk = read(in, streamLength + tail);
+      stream = utf8(chunk, streamLength);
     }
+    Instant timestamp = (presence & HAS_TIMESTAMP) != 0 ? Instant.ofEpochMilli(chunk.getLong()) : null;
+    long deliveredCount = (presence & HAS_DELIVERED_COUNT) != 0 ? chunk.getLong() : 0L;
+    int headerCount = count(chunk.getInt());
+    Map<String, List<String>> headers = headerCount == 0 ? Collections.emptyMap() : readHeaders(in, headerCount);
     return NatsMessage.of(subject, payload, headers, stream, sequence, timestamp, deliveredCount);
   }
 
-  /** Length-prefixed UTF-8: unlike {@code writeUTF}, no 64 KiB limit on a header value. */
-  private static void writeString(DataOutputStream out, String value) throws IOException {
-    byte[] bytes = value.getBytes(StandardCharsets.UTF_8);
-    out.writeInt(bytes.length);
-    out.write(bytes);
+  /**
+   * The headers after their count: each key, its value count, and each value. As in {@link
+   * #decode}, a read takes the int after its field, except where that int might not be there: after
+   * the last header's value count (it may have no values) and after its last value.
+   */
+  private static Map<String, List<String>> readHeaders(InputStream in, int headerCount) throws IOException {
+    Map<String, List<String>> headers = new TreeMap<>();
+    int length = length(read(in, 4).getInt());
+    for (int i = 0; i < headerCount; i++) {
+      boolean lastHeader = i == headerCount - 1;
+      ByteBuffer chunk = read(in, length + 4 + (lastHeader ? 0 : 4));
+      String key = utf8(chunk, length);
+      int valueCount = count(chunk.getInt());
+      if (!lastHeader) {
+        length = length(chunk.getInt());
+      } else if (valueCount > 0) {
+        length = length(read(in, 4).getInt());
+      }
+      List<String> values = new ArrayList<>(valueCount);
+      for (int j = 0; j < valueCount; j++) {
+        boolean more = !lastHeader || j < valueCount - 1;
+        chunk = read(in, length + (more ? 4 : 0));
+        values.add(utf8(chunk, length));
+        if (more) {
+          length = length(chunk.getInt());
+        }
+      }
+      headers.put(key, values);
+    }
+    return headers;
   }
 
-  private static String readString(DataInputStream in) throws IOException {
-    byte[] bytes = new byte[in.readInt()];
-    in.readFully(bytes);
-    return new String(bytes, StandardCharsets.UTF_8);
+  private static final byte[][] NO_STRINGS = new byte[0][];
+
+  private static int headerStringCount(Map<String, List<String>> headers) {
+    int count = 0;
+    for (List<String> values : headers.values()) {
+      count += 1 + values.size();
+    }
+    return count;
+  }
+
+  private static byte[] utf8(String value) {
+    return value.getBytes(StandardCharsets.UTF_8);
+  }
+
+  /** Length-prefixed: unlike {@code writeUTF}, no 64 KiB limit on a header value. */
+  private static void putWithLength(ByteBuffer out, byte[] bytes) {
+    out.putInt(bytes.length);
+    out.put(bytes);
+  }
+
+  /** The next {@code length} bytes of the chunk as UTF-8. */
+  private static String utf8(ByteBuffer chunk, int length) {
+    String value = new String(chunk.array(), chunk.position(), length, StandardCharsets.UTF_8);
+    chunk.position(chunk.position() + length);
+    return value;
+  }
+
+  /** The next {@code length} bytes of the stream, which must have them. */
+  private static ByteBuffer read(InputStream in, int length) throws IOException {
+    if (length < 0) { // a field length near Integer.MAX_VALUE plus what is read after it
+      throw new IOException("NatsMessage read of more than Integer.MAX_VALUE bytes: not a NatsMessageCoder encoding");
+    }
+    byte[] bytes = new byte[length];
+    readFully(in, bytes);
+    return ByteBuffer.wrap(bytes);
+  }
+
+  private static void readFully(InputStream in, byte[] bytes) throws IOException {
+    int read = 0;
+    while (read < bytes.length) {
+      int n = in.read(bytes, read, bytes.length - read);
+      if (n < 0) {
+        throw new EOFException("NatsMessage ended after " + read + " of the " + bytes.length + " bytes of a read");
+      }
+      read += n;
+    }
+  }
+
+  private static int length(int length) throws IOException {
+    if (length < 0) {
+      throw new IOException("NatsMessage field of length " + length + ": not a NatsMessageCoder encoding");
+    }
+    return length;
+  }
+
+  private static int count(int count) throws IOException {
+    if (count < 0) {
+      throw new IOException("NatsMessage count of " + count + ": not a NatsMessageCoder encoding");
+    }
+    return count;
   }
 
   @Override

@@ -23,6 +23,9 @@ public class NatsMessageCoderTest {
   private static final NatsMessage READ =
       NatsMessage.of("orders.eu", bytes("hello"), Map.of("b", List.of("2"), "a", List.of("1", "x")), "orders", 42L, new Instant(1_700_000_000_123L));
   private static final NatsMessage NEW = NatsMessage.create("out", new byte[0]);
+  private static final NatsMessage REDELIVERED =
+      NatsMessage.of("orders.eu", bytes("hello"), headersWithEmptyLast(), "orders", 42L, new Instant(1_700_000_000_123L), 3L);
+  private static final NatsMessage DELIVERED_ONLY = NatsMessage.of("s", new byte[0], Map.of("k", List.of("")), null, 0L, null, 1L);
 
   @Test
   public void readAndNewMessagesRoundTrip() throws Exception {
@@ -47,6 +50,56 @@ public class NatsMessageCoderTest {
     CoderProperties.coderDecodeEncodeEqual(
         org.apache.beam.sdk.coders.KvCoder.of(NatsMessageCoder.of(), NatsMessageCoder.of()),
         org.apache.beam.sdk.values.KV.of(NEW, READ));
+  }
+
+  /**
+   * Delivered count (presence bit 4, a long after the timestamp) and the edges of reading headers:
+   * a header with no values, last or not, and empty strings. Pinned from the DataOutputStream coder.
+   */
+  @Test
+  public void encodingWithDeliveredCountAndHeadersIsStable() throws Exception {
+    assertThat(java.util.HexFormat.of().formatHex(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), REDELIVERED)),
+        equalTo("07000000096f72646572732e65750000000568656c6c6f000000000000002a000000066f72646572730000018bcfe5687b"
+            + "00000000000000030000000200000001610000000200000001310000000178000000016200000000"));
+    assertThat(java.util.HexFormat.of().formatHex(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), DELIVERED_ONLY)),
+        equalTo("040000000173000000000000000000000000000000000000000100000001000000016b0000000100000000"));
+  }
+
+  /** Decode reads ahead to the next length where one must follow: a message after this one must still decode. */
+  @Test
+  public void messagesWithDeliveredCountAndHeadersRoundTripNested() throws Exception {
+    Map<String, List<String>> noValuesFirst = new LinkedHashMap<>();
+    noValuesFirst.put("a", List.of());
+    noValuesFirst.put("b", List.of("1", "", "3"));
+    NatsMessage noValuesNotLast =
+        NatsMessage.of("s", bytes("p"), noValuesFirst, null, 9L, new Instant(5L), 2L);
+    NatsMessage oneHeader =
+        NatsMessage.of("s", bytes("p"), Map.of("Nats-Msg-Id", List.of("id-1")), "orders", 1L, null, 1L);
+    for (NatsMessage message : List.of(REDELIVERED, DELIVERED_ONLY, noValuesNotLast, oneHeader)) {
+      CoderProperties.coderDecodeEncodeEqual(NatsMessageCoder.of(), message);
+    }
+    CoderProperties.coderDecodeEncodeEqual(
+        org.apache.beam.sdk.coders.ListCoder.of(NatsMessageCoder.of()),
+        List.of(REDELIVERED, DELIVERED_ONLY, noValuesNotLast, oneHeader, READ, NEW, REDELIVERED));
+    CoderProperties.coderDecodeEncodeEqual(
+        org.apache.beam.sdk.coders.KvCoder.of(NatsMessageCoder.of(), NatsMessageCoder.of()),
+        org.apache.beam.sdk.values.KV.of(REDELIVERED, DELIVERED_ONLY));
+    CoderProperties.coderDecodeEncodeEqual(
+        org.apache.beam.sdk.coders.KvCoder.of(NatsMessageCoder.of(), org.apache.beam.sdk.coders.VarLongCoder.of()),
+        org.apache.beam.sdk.values.KV.of(DELIVERED_ONLY, 7L));
+  }
+
+  @Test
+  public void truncatedEncodingFailsToDecode() throws Exception {
+    byte[] bytes = CoderUtils.encodeToByteArray(NatsMessageCoder.of(), REDELIVERED);
+    for (int length = 0; length < bytes.length; length++) {
+      byte[] truncated = java.util.Arrays.copyOf(bytes, length);
+      // Every prefix ends inside one of decode's reads.
+      org.junit.Assert.assertThrows(
+          "the first " + length + " of " + bytes.length + " bytes",
+          java.io.EOFException.class,
+          () -> NatsMessageCoder.of().decode(new java.io.ByteArrayInputStream(truncated)));
+    }
   }
 
   @Test
@@ -96,6 +149,14 @@ public class NatsMessageCoderTest {
     NatsMessage other = NatsMessage.create("out", bytes("x"));
     assertThat(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), other), not(equalTo(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), NEW))));
     assertThat(other, not(equalTo(NEW)));
+  }
+
+  /** "a": ["1", "x"], then "b" with no values: the last header, with nothing after its value count. */
+  private static Map<String, List<String>> headersWithEmptyLast() {
+    Map<String, List<String>> headers = new LinkedHashMap<>();
+    headers.put("b", List.of());
+    headers.put("a", List.of("1", "x"));
+    return headers;
   }
 
   private static byte[] bytes(String text) {
