@@ -8,7 +8,9 @@ import io.nats.client.api.ConsumerConfiguration;
 import io.nats.client.api.ConsumerInfo;
 import io.nats.client.api.DeliverPolicy;
 import io.nats.client.api.MessageInfo;
+import io.nats.client.api.RetentionPolicy;
 import io.nats.client.api.StreamInfo;
+import io.nats.client.api.StreamState;
 import java.io.IOException;
 import java.time.Duration;
 import java.time.ZoneOffset;
@@ -16,6 +18,8 @@ import java.time.ZonedDateTime;
 import java.util.List;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Instant;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The JetStream management calls a read needs, with errors that say what to do.
@@ -27,11 +31,13 @@ import org.joda.time.Instant;
  * and finish, instead of waiting for messages that will never come.
  */
 final class JetStreamMetadata {
+  private static final Logger LOG = LoggerFactory.getLogger(JetStreamMetadata.class);
   /** JetStream API error code for "stream not found". */
   static final int STREAM_NOT_FOUND = 10059;
   /** JetStream API error code for "no message found". */
   static final int NO_MESSAGE_FOUND = 10037;
 
+  private final Connection connection;
   private final JetStreamManagement jsm;
   private final String servers;
 
@@ -42,7 +48,59 @@ final class JetStreamMetadata {
     } catch (IOException e) {
       throw new NatsIOException("JetStream is not available at " + displayServers + ": " + e.getMessage(), e);
     }
+    this.connection = connection;
     this.servers = displayServers;
+  }
+
+  /**
+   * The stream {@code descriptor} names, once it is known to be readable by NatsIO's ordered
+   * consumers: a work-queue stream (which forbids them and which an ack-none read cannot drain) and
+   * several filter subjects on a server older than 2.10 are refused with what to do instead; an
+   * interest-retention stream is read with a warning.
+   */
+  StreamInfo readableStream(NatsSourceDescriptor descriptor) {
+    String stream = descriptor.getStream();
+    StreamInfo info = streamInfo(stream);
+    RetentionPolicy retention = info.getConfiguration().getRetentionPolicy();
+    if (retention == RetentionPolicy.WorkQueue) {
+      throw new NatsIOException(
+          "JetStream stream '" + stream + "' on " + servers
+              + " is a work-queue stream. NatsIO's position-tracked read uses ordered consumers, which a work-queue "
+              + "stream does not allow, and never acknowledges, so it cannot drain one. Read it through a durable "
+              + "consumer, which acknowledges each message once the runner has committed it: "
+              + "NatsIO.read().withStream(\"" + stream + "\").withConsumer(\"name\") for an existing pull consumer, or "
+              + ".withConsumerConfiguration(ConsumerConfiguration.builder().durable(\"name\").build()) to create one.");
+    }
+    if (retention == RetentionPolicy.Interest) {
+      LOG.warn(
+          "JetStream stream '{}' has interest retention: while NatsIO's ack-none reader is its only consumer, the server "
+              + "may delete messages as soon as they are delivered. Other consumers keep their own copies. To read it "
+              + "at-least-once with acknowledgements, use withConsumer(...).",
+          stream);
+    }
+    if (descriptor.getFilterSubjects().size() > 1 && !connection.getServerInfo().isSameOrNewerThanVersion("2.10.0")) {
+      throw new NatsIOException(
+          "Reading stream '" + stream + "' with several filter subjects " + descriptor.getFilterSubjects()
+              + " needs nats-server 2.10 or newer, but " + servers + " runs " + connection.getServerInfo().getVersion()
+              + ". Use one wildcard filter, or one NatsSourceDescriptor per subject with readSourceDescriptors().");
+    }
+    return info;
+  }
+
+  /**
+   * Where a read of {@code descriptor} starts in a stream now in {@code state}: its start sequence
+   * (raised to the stream's first), the first sequence stored at or after its start time, or the
+   * stream's first sequence.
+   */
+  long startSequence(NatsSourceDescriptor descriptor, StreamState state) {
+    long first = Math.max(1, state.getFirstSequence());
+    if (descriptor.getStartSequence() != null) {
+      return Math.max(first, descriptor.getStartSequence());
+    }
+    if (descriptor.getStartTime() != null) {
+      return Math.max(first, firstSequenceAtOrAfter(descriptor.getStream(), descriptor.getStartTime()).sequence);
+    }
+    return first;
   }
 
   /** The stream's configuration and state; a missing stream is a clear error naming it. */
@@ -115,6 +173,18 @@ final class JetStreamMetadata {
       }
     }
     return first;
+  }
+
+  /**
+   * True when the server holds no message matching {@code descriptor}'s filters at or after
+   * {@code nextSequence}: the read has caught up. False when unknown (the server may be away).
+   */
+  boolean isCaughtUp(NatsSourceDescriptor descriptor, long nextSequence) {
+    try {
+      return nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects()) == null;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
   }
 
   /** A sequence found for a time, and whether a message at or after that time exists yet. */

@@ -1004,6 +1004,11 @@ public final class NatsIO {
             .setCoder(NatsMessageCoder.of());
       }
       NatsSourceDescriptor descriptor = toDescriptor();
+      if (!isBounded() && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
+        // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource.
+        return input.apply("Read stream " + descriptor.getStream(),
+            org.apache.beam.sdk.io.Read.from(new JetStreamUnboundedSource(toReadSourceDescriptors(), descriptor)));
+      }
       return input
           .apply("Impulse", Impulse.create())
           .apply("Describe stream " + descriptor.getStream(),
@@ -1280,6 +1285,28 @@ public final class NatsIO {
 
     boolean hasLimits() {
       return getMaxNumRecords() != null || getMaxReadTime() != null;
+    }
+
+    /** The event timestamp this read gives {@code message}, which the server stored at {@code publishTime}. */
+    Instant timestampOf(NatsMessage message, Instant publishTime) {
+      switch (getTimestampPolicy()) {
+        case PROCESSING_TIME:
+          return Instant.now();
+        case TIMESTAMP_FN:
+          return getTimestampFn().apply(message);
+        case PUBLISH_TIME:
+        default:
+          return publishTime;
+      }
+    }
+
+    /**
+     * How far a message with event time {@code timestamp} lets the watermark go: to the timestamp
+     * itself, or, with a timestamp function, to the timestamp less the allowed delay (later
+     * messages may be that much older).
+     */
+    Instant watermarkAfter(Instant timestamp) {
+      return getTimestampPolicy() == TimestampPolicy.TIMESTAMP_FN ? timestamp.minus(getMaxDelay()) : timestamp;
     }
 
     public ReadSourceDescriptors withServers(String servers) {

@@ -2,8 +2,6 @@ package dev.natsio.beam;
 
 import io.nats.client.Message;
 import io.nats.client.api.MessageInfo;
-import io.nats.client.api.RetentionPolicy;
-import io.nats.client.api.StreamInfo;
 import io.nats.client.api.StreamState;
 import io.nats.client.impl.Headers;
 import io.nats.client.impl.NatsJetStreamMetaData;
@@ -19,10 +17,6 @@ import java.util.TreeMap;
 import org.apache.beam.sdk.coders.Coder;
 import org.apache.beam.sdk.coders.InstantCoder;
 import org.apache.beam.sdk.io.range.OffsetRange;
-import org.apache.beam.sdk.metrics.Counter;
-import org.apache.beam.sdk.metrics.Gauge;
-import org.apache.beam.sdk.metrics.Lineage;
-import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.splittabledofn.GrowableOffsetRangeTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.ManualWatermarkEstimator;
@@ -100,11 +94,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
   private static final long STATS_TTL_MILLIS = 1_000;
   private static final Duration RECONNECT_BACKOFF = Duration.standardSeconds(1);
-  private static final String METRICS_NAMESPACE = "NatsIO";
 
   private final NatsIO.ReadSourceDescriptors spec;
-  private final Counter messagesRead = Metrics.counter(METRICS_NAMESPACE, "messagesRead");
-  private final Counter bytesRead = Metrics.counter(METRICS_NAMESPACE, "bytesRead");
 
   private transient NatsConnections.@Nullable Lease lease;
   private transient @Nullable JetStreamMetadata metadata;
@@ -146,20 +137,9 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           "readSourceDescriptors().withBounded() needs every descriptor to have a stop, but the one for stream '"
               + stream + "' has none: give it withStopSequence, withStopTime or withStopAtEndOfStream.");
     }
-    StreamInfo info = metadata().streamInfo(stream);
-    checkReadable(descriptor, info);
-    StreamState state = info.getStreamState();
-    long first = Math.max(1, state.getFirstSequence());
+    StreamState state = metadata().readableStream(descriptor).getStreamState();
+    long from = metadata().startSequence(descriptor, state);
     long last = state.getLastSequence();
-
-    long from;
-    if (descriptor.getStartSequence() != null) {
-      from = Math.max(first, descriptor.getStartSequence());
-    } else if (descriptor.getStartTime() != null) {
-      from = Math.max(first, metadata().firstSequenceAtOrAfter(stream, descriptor.getStartTime()).sequence);
-    } else {
-      from = first;
-    }
 
     long to;
     if (descriptor.getStopSequence() != null) {
@@ -305,7 +285,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
             return ProcessContinuation.stop();
           }
           parkAt = nextSequence;
-          if (manualWatermark != null && spec.getTimestampPolicy() == NatsIO.TimestampPolicy.PUBLISH_TIME && isCaughtUp(descriptor, nextSequence)) {
+          if (manualWatermark != null && spec.getTimestampPolicy() == NatsIO.TimestampPolicy.PUBLISH_TIME && metadata().isCaughtUp(descriptor, nextSequence)) {
             advance(manualWatermark, Instant.now().minus(spec.getIdleWatermarkDelay()));
           }
           return ProcessContinuation.resume();
@@ -331,11 +311,9 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
         nextSequence = sequence + 1;
         NatsMessage output =
             NatsMessage.of(message.getSubject(), message.getData(), headersOf(message), stream, sequence, publishTime);
-        Instant timestamp = timestampOf(output, publishTime);
+        Instant timestamp = spec.timestampOf(output, publishTime);
         if (manualWatermark != null) {
-          advance(manualWatermark, spec.getTimestampPolicy() == NatsIO.TimestampPolicy.TIMESTAMP_FN
-              ? timestamp.minus(spec.getMaxDelay())
-              : timestamp);
+          advance(manualWatermark, spec.watermarkAfter(timestamp));
         }
         receiver.outputWithTimestamp(output, timestamp);
         messageCount++;
@@ -416,60 +394,9 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     return false;
   }
 
-  /** True when the server holds no message matching the read at or after {@code nextSequence}. */
-  private boolean isCaughtUp(NatsSourceDescriptor descriptor, long nextSequence) {
-    try {
-      return metadata().nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects()) == null;
-    } catch (IOException | RuntimeException e) {
-      return false; // Unknown: the server may be away, so the stream is not known to be idle.
-    }
-  }
-
-  private Instant timestampOf(NatsMessage message, Instant publishTime) {
-    switch (spec.getTimestampPolicy()) {
-      case PROCESSING_TIME:
-        return Instant.now();
-      case TIMESTAMP_FN:
-        return spec.getTimestampFn().apply(message);
-      case PUBLISH_TIME:
-      default:
-        return publishTime;
-    }
-  }
-
   private static void advance(ManualWatermarkEstimator<Instant> watermark, Instant candidate) {
     if (candidate.isAfter(watermark.currentWatermark())) {
       watermark.setWatermark(candidate);
-    }
-  }
-
-  /** Refuses streams this read would damage or cannot read, before any message is touched. */
-  private void checkReadable(NatsSourceDescriptor descriptor, StreamInfo info) {
-    String stream = descriptor.getStream();
-    RetentionPolicy retention = info.getConfiguration().getRetentionPolicy();
-    if (retention == RetentionPolicy.WorkQueue) {
-      throw new NatsIOException(
-          "JetStream stream '" + stream + "' on " + spec.getConnectionConfiguration().displayServers()
-              + " is a work-queue stream. NatsIO's position-tracked read uses ordered consumers, which a work-queue "
-              + "stream does not allow, and never acknowledges, so it cannot drain one. Read it through a durable "
-              + "consumer, which acknowledges each message once the runner has committed it: "
-              + "NatsIO.read().withStream(\"" + stream + "\").withConsumer(\"name\") for an existing pull consumer, or "
-              + ".withConsumerConfiguration(ConsumerConfiguration.builder().durable(\"name\").build()) to create one.");
-    }
-    if (retention == RetentionPolicy.Interest) {
-      LOG.warn(
-          "JetStream stream '{}' has interest retention: while NatsIO's ack-none reader is its only consumer, the server "
-              + "may delete messages as soon as they are delivered. Other consumers keep their own copies. To read it "
-              + "at-least-once with acknowledgements, use withConsumer(...).",
-          stream);
-    }
-    if (descriptor.getFilterSubjects().size() > 1
-        && !lease().connection().getServerInfo().isSameOrNewerThanVersion("2.10.0")) {
-      throw new NatsIOException(
-          "Reading stream '" + stream + "' with several filter subjects " + descriptor.getFilterSubjects()
-              + " needs nats-server 2.10 or newer, but " + spec.getConnectionConfiguration().displayServers() + " runs "
-              + lease().connection().getServerInfo().getVersion()
-              + ". Use one wildcard filter, or one NatsSourceDescriptor per subject with readSourceDescriptors().");
     }
   }
 
@@ -479,16 +406,10 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   }
 
   private void recordProgress(String stream, long messageCount, long byteCount, long nextSequence) {
-    if (messageCount > 0) {
-      messagesRead.inc(messageCount);
-      bytesRead.inc(byteCount);
-      Metrics.counter(METRICS_NAMESPACE, "messagesRead/" + stream).inc(messageCount);
-      Metrics.counter(METRICS_NAMESPACE, "bytesRead/" + stream).inc(byteCount);
-    }
+    JetStreamReadMetrics.recordRead(stream, messageCount, byteCount);
     StreamStats stats = statsByStream == null ? null : statsByStream.get(stream);
     if (stats != null) {
-      Gauge backlog = Metrics.gauge(METRICS_NAMESPACE, "backlogMessages/" + stream);
-      backlog.set(Math.max(0, stats.lastSequence + 1 - nextSequence));
+      JetStreamReadMetrics.recordBacklog(stream, stats.lastSequence + 1 - nextSequence);
     }
   }
 
@@ -497,8 +418,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       lineageReported = new HashSet<>();
     }
     if (lineageReported.add(stream)) {
-      List<String> servers = NatsUrls.withoutCredentials(spec.getConnectionConfiguration().getServers());
-      Lineage.getSources().add("nats", List.of(servers.isEmpty() ? "" : servers.get(0), stream));
+      JetStreamReadMetrics.reportLineage(spec.getConnectionConfiguration(), stream);
     }
   }
 
