@@ -35,4 +35,9 @@ public class DirectEndToEndTest {
   public void liveWindowedCountsAreWrittenBackIncludingTheLastWindowAfterTheStreamGoesQuiet() throws Exception {
     EndToEndScenarios.liveWindowedCounts(SERVER, () -> pipeline(false));
   }
+
+  @Test
+  public void liveWindowsCloseWhileMessagesKeepArriving() throws Exception {
+    EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> pipeline(false));
+  }
 }

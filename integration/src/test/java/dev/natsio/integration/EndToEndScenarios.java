@@ -79,15 +79,7 @@ final class EndToEndScenarios {
       createStream(connection, clicks, clicks + ".>");
       createStream(connection, counts, counts);
     }
-    Pipeline pipeline = streamingPipeline.get();
-    pipeline
-        .apply(NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(Duration.millis(500)))
-        .apply(Window.into(FixedWindows.of(WINDOW)))
-        .apply(MapElements.into(TypeDescriptors.strings()).via(NatsMessage::getSubject))
-        .apply(Count.perElement())
-        .apply(ParDo.of(new WindowCountToMessage(counts)))
-        .apply(NatsIO.write().withServers(server.url()).withJetStream().withMessageIdFn(NatsMessage::getPayloadAsString));
-    PipelineResult result = pipeline.run();
+    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts).run();
     try {
       try (Connection connection = server.connect()) {
         // Three subjects over about three seconds, so several windows; then the stream goes quiet.
@@ -105,6 +97,76 @@ final class EndToEndScenarios {
     } finally {
       result.cancel();
     }
+  }
+
+  /**
+   * Scenario 2 under steady traffic: windows close while messages keep arriving, not only once the
+   * stream goes quiet. A publisher sends about 500 messages a second; while it still runs, every
+   * window that ended two seconds before a cut-off must have been written back with its exact count.
+   */
+  static void windowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline) throws Exception {
+    String clicks = "steady_" + shortId();
+    String counts = "steady_counts_" + shortId();
+    try (Connection connection = server.connect()) {
+      createStream(connection, clicks, clicks + ".>");
+      createStream(connection, counts, counts);
+    }
+    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts).run();
+    java.util.concurrent.atomic.AtomicBoolean publishing = new java.util.concurrent.atomic.AtomicBoolean(true);
+    java.util.concurrent.CompletableFuture<Void> publisher = java.util.concurrent.CompletableFuture.runAsync(() -> {
+      try (Connection connection = server.connect()) {
+        long deadline = System.currentTimeMillis() + 120_000;
+        for (int round = 0; publishing.get() && System.currentTimeMillis() < deadline; round++) {
+          int offset = round;
+          publish(connection, i -> clicks + ".page" + ((i + offset) % 3), 50, JetStreamTestData::payload, i -> null);
+          Thread.sleep(100);
+        }
+      } catch (Exception e) {
+        throw new java.util.concurrent.CompletionException(e);
+      }
+    });
+    try (Connection connection = server.connect()) {
+      JetStreamManagement jsm = connection.jetStreamManagement();
+      Thread.sleep(6_000);
+      long cutOff = System.currentTimeMillis() - 2_000;
+      Set<String> expected = windowsEndingBy(expectedWindowCounts(jsm, clicks), cutOff);
+      Set<String> actual = Set.of();
+      long deadline = System.currentTimeMillis() + 20_000;
+      while (!actual.equals(expected) && System.currentTimeMillis() < deadline) {
+        Thread.sleep(200);
+        actual = windowsEndingBy(awaitPayloads(jsm, counts, 0, 0), cutOff);
+      }
+      assertThat("messages were still arriving", publisher.isDone(), equalTo(false));
+      assertThat(actual, equalTo(expected));
+    } finally {
+      publishing.set(false);
+      result.cancel();
+    }
+    publisher.join();
+  }
+
+  /** Unbounded read → fixed publish-time windows → count per subject → "subject,windowStart,count" written to {@code counts}. */
+  private static Pipeline windowedCountsJob(Pipeline pipeline, NatsTestServer server, String clicks, String counts) {
+    pipeline
+        .apply(NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(Duration.millis(500)))
+        .apply(Window.into(FixedWindows.of(WINDOW)))
+        .apply(MapElements.into(TypeDescriptors.strings()).via(NatsMessage::getSubject))
+        .apply(Count.perElement())
+        .apply(ParDo.of(new WindowCountToMessage(counts)))
+        .apply(NatsIO.write().withServers(server.url()).withJetStream().withMessageIdFn(NatsMessage::getPayloadAsString));
+    return pipeline;
+  }
+
+  /** The "subject,windowStart,count" entries of windows that end by {@code cutOffMillis}. */
+  private static Set<String> windowsEndingBy(Set<String> windowCounts, long cutOffMillis) {
+    Set<String> ended = new java.util.TreeSet<>();
+    for (String entry : windowCounts) {
+      long start = Long.parseLong(entry.split(",")[1]);
+      if (start + WINDOW.getMillis() <= cutOffMillis) {
+        ended.add(entry);
+      }
+    }
+    return ended;
   }
 
   /**

@@ -5,12 +5,9 @@ import org.junit.ClassRule;
 import org.junit.Test;
 
 /**
- * The end-to-end scenarios on the FlinkRunner (local mini-cluster, parallelism 2).
- *
- * <p>The live windowed-aggregation scenario is not here: on the classic FlinkRunner 2.70 in
- * streaming mode, event-time windows downstream of an unbounded splittable DoFn never fire — Beam's
- * own {@code PeriodicImpulse} shows the same — so the output watermark of the SDF operator does not
- * advance there (see docs/runners.md). It runs on the Direct runner.
+ * The end-to-end scenarios on the FlinkRunner (local mini-cluster, parallelism 2): the backfill in
+ * batch mode, live windowed counts in streaming mode with checkpoints (there the unbounded read is
+ * a Flink source: see {@code JetStreamUnboundedSource}).
  */
 public class FlinkEndToEndTest {
   @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
@@ -18,5 +15,15 @@ public class FlinkEndToEndTest {
   @Test
   public void backfillOf200kMessagesInBatchModeReadsEachExactlyOnce() throws Exception {
     EndToEndScenarios.backfill(SERVER, FlinkPipelines.batch(2), 200_000);
+  }
+
+  @Test
+  public void liveWindowedCountsAreWrittenBackIncludingTheLastWindowAfterTheStreamGoesQuiet() throws Exception {
+    EndToEndScenarios.liveWindowedCounts(SERVER, () -> FlinkPipelines.streaming(2, 2_000));
+  }
+
+  @Test
+  public void liveWindowsCloseWhileMessagesKeepArriving() throws Exception {
+    EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> FlinkPipelines.streaming(2, 2_000));
   }
 }
