@@ -178,8 +178,13 @@ final class JetStreamMetadata {
   /**
    * True when the server holds no message matching {@code descriptor}'s filters at or after
    * {@code nextSequence}: the read has caught up. False when unknown (the server may be away).
+   * While the connection is down it does not ask: the request would wait out the request timeout
+   * on the caller's thread, which for the unbounded source is the runner's task thread.
    */
   boolean isCaughtUp(NatsSourceDescriptor descriptor, long nextSequence) {
+    if (connection.getStatus() != Connection.Status.CONNECTED) {
+      return false;
+    }
     try {
       return nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects()) == null;
     } catch (IOException | RuntimeException e) {
