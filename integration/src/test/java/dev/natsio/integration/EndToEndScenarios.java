@@ -134,7 +134,7 @@ final class EndToEndScenarios {
       long deadline = System.currentTimeMillis() + 20_000;
       while (!actual.equals(expected) && System.currentTimeMillis() < deadline) {
         Thread.sleep(200);
-        actual = windowsEndingBy(awaitPayloads(jsm, counts, 0, 0), cutOff);
+        actual = windowsEndingBy(payloadsSoFar(jsm, counts), cutOff);
       }
       assertThat("messages were still arriving", publisher.isDone(), equalTo(false));
       assertThat(actual, equalTo(expected));
@@ -282,6 +282,18 @@ final class EndToEndScenarios {
     }
     assertThat("messages in " + stream, jsm.getStreamInfo(stream).getStreamState().getMsgCount(), equalTo((long) payloads.size()));
     return payloads;
+  }
+
+  /** The payloads {@code stream} holds now, while it may still grow; none may repeat (a duplicate pane). */
+  private static Set<String> payloadsSoFar(JetStreamManagement jsm, String stream) throws Exception {
+    long last = jsm.getStreamInfo(stream).getStreamState().getLastSequence();
+    List<String> payloads = new java.util.ArrayList<>();
+    for (long sequence = 1; sequence <= last; sequence++) {
+      payloads.add(new String(jsm.getMessage(stream, sequence).getData(), StandardCharsets.UTF_8));
+    }
+    Set<String> distinct = new HashSet<>(payloads);
+    assertThat("repeated payloads in " + stream + ": " + payloads, distinct.size(), equalTo(payloads.size()));
+    return distinct;
   }
 
   static String shortId() {
