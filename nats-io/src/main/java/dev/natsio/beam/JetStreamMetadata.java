@@ -175,6 +175,11 @@ final class JetStreamMetadata {
     return first;
   }
 
+  /** False while the connection is down or reconnecting: any request now would wait out its timeout. */
+  boolean isConnected() {
+    return connection.getStatus() == Connection.Status.CONNECTED;
+  }
+
   /**
    * True when the server holds no message matching {@code descriptor}'s filters at or after
    * {@code nextSequence}: the read has caught up. False when unknown (the server may be away).
@@ -182,7 +187,7 @@ final class JetStreamMetadata {
    * on the caller's thread, which for the unbounded source is the runner's task thread.
    */
   boolean isCaughtUp(NatsSourceDescriptor descriptor, long nextSequence) {
-    if (connection.getStatus() != Connection.Status.CONNECTED) {
+    if (!isConnected()) {
       return false;
     }
     try {

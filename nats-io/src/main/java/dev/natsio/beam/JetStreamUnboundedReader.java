@@ -151,6 +151,11 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
       return false;
     }
     try {
+      if (metadata != null && !metadata.isConnected()) {
+        // Reconnecting: a request now would block the runner's task thread for its whole timeout.
+        reopenAfterMillis = System.currentTimeMillis() + REOPEN_BACKOFF_MILLIS;
+        return false;
+      }
       StreamState state = metadata().readableStream(descriptor).getStreamState();
       if (nextSequence == null) {
         nextSequence = metadata().startSequence(descriptor, state);
