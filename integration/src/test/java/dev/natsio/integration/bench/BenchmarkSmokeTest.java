@@ -32,7 +32,7 @@ public class BenchmarkSmokeTest {
     int window = Cases.defaultMaxInFlight();
     List<String> missing = new ArrayList<>();
     for (int payload : config.payloads) {
-      for (String name : List.of(Benchmarks.RAW_READ, Benchmarks.FLINK_P1, Benchmarks.FLINK_P2, Benchmarks.DRAIN, Benchmarks.DRAIN_FASTER_COPY,
+      for (String name : List.of(Benchmarks.RAW_READ, Benchmarks.FLINK_P1, Benchmarks.FLINK_P2, Benchmarks.DRAIN, Benchmarks.DRAIN_FASTER_COPY, Benchmarks.DRAIN_NO_METRICS, Benchmarks.DRAIN_SDF,
           Benchmarks.DIRECT)) {
         check(report.find(Result.Group.READ, name, payload, "throughput"), "read " + name + " " + payload, missing);
       }

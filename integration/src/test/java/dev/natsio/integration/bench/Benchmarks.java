@@ -256,6 +256,8 @@ public final class Benchmarks {
   static final String DIRECT = "NatsIO.read() bounded, Direct runner";
   static final String DRAIN = "NatsIO.read() unbounded, backlog drain, Flink streaming";
   static final String DRAIN_FASTER_COPY = "NatsIO.read() unbounded, backlog drain, Flink streaming, fasterCopy";
+  static final String DRAIN_NO_METRICS = "NatsIO.read() unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics";
+  static final String DRAIN_SDF = "NatsIO.read() unbounded, backlog drain, Flink streaming, splittable DoFn (use_sdf_read)";
   static final String FLINK_WRITE = "NatsIO.write() JetStream, Flink batch, parallelism 1";
 
   static String rawWrite(int window) {
@@ -308,10 +310,14 @@ public final class Benchmarks {
       record(report, rep, out, Result.Group.READ, FLINK_P2, payload, messages, RAW_READ, "≥ 0.8×", base,
           () -> Cases.flinkBatchRead(url, stream, messages, 2));
       record(report, rep, out, Result.Group.READ, DRAIN, payload, messages, RAW_READ, "≥ 0.8×", base,
-          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, false));
-      // The runner's own tuning knob, beside the default: see docs/benchmarks.md.
+          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
+      // The runner's own knobs beside the defaults, and the other form of the read: see docs/benchmarks.md.
       record(report, rep, out, Result.Group.READ, DRAIN_FASTER_COPY, payload, messages, RAW_READ, "≥ 0.8×", base,
-          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, true));
+          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY));
+      record(report, rep, out, Result.Group.READ, DRAIN_NO_METRICS, payload, messages, RAW_READ, "≥ 0.8×", base,
+          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY_NO_METRICS));
+      record(report, rep, out, Result.Group.READ, DRAIN_SDF, payload, messages, RAW_READ, "≥ 0.8×", base,
+          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.SPLITTABLE_DOFN));
       record(report, rep, out, Result.Group.READ, DIRECT, payload, directMessages, RAW_READ, "", base,
           () -> Cases.directRead(url, stream, directMessages));
     }

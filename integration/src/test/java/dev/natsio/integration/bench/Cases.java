@@ -177,21 +177,39 @@ final class Cases {
    * job is cancelled once the last one has gone by.
    */
   static Timed flinkStreamingDrain(
-      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, boolean fasterCopy)
+      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, DrainTuning tuning)
       throws Exception {
-    return flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, fasterCopy, () -> {});
+    return flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, tuning, () -> {});
+  }
+
+  /** Runner settings a drain case runs with, beside the defaults. */
+  enum DrainTuning {
+    /** Nothing set: what a user gets (on Flink the read is then NatsIO's UnboundedSource). */
+    DEFAULTS,
+    /** Flink hands each element to the next chained operator as it is instead of cloning it through its coder (safe: Beam forbids mutating inputs). */
+    FASTER_COPY,
+    /** fasterCopy, and Beam metrics off: Beam's Flink source wrapper copies every metric of the task into Flink's after each record it reads. */
+    FASTER_COPY_NO_METRICS,
+    /** {@code --experiments=use_sdf_read}: the read stays NatsIO's splittable DoFn on Flink. */
+    SPLITTABLE_DOFN;
+
+    void applyTo(FlinkPipelineOptions options) {
+      options.setFasterCopy(this == FASTER_COPY || this == FASTER_COPY_NO_METRICS);
+      options.setDisableMetrics(this == FASTER_COPY_NO_METRICS);
+      if (this == SPLITTABLE_DOFN) {
+        org.apache.beam.sdk.options.ExperimentalOptions.addExperiment(options.as(org.apache.beam.sdk.options.ExperimentalOptions.class), "use_sdf_read");
+      }
+    }
   }
 
   /** As above; {@code whileLive} runs once the backlog is drained, before the job is cancelled. */
   static Timed flinkStreamingDrain(
-      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, boolean fasterCopy,
+      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, DrainTuning tuning,
       Runnable whileLive)
       throws Exception {
     String id = "drain-" + UUID.randomUUID();
     Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
-    // fasterCopy: Flink then hands each element to the next chained operator as it is, instead of
-    // cloning it through its coder (Beam's model forbids mutating inputs, so that is safe).
-    pipeline.getOptions().as(FlinkPipelineOptions.class).setFasterCopy(fasterCopy);
+    tuning.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
     pipeline
         .apply(read(url, stream).withStartSequence(startSequence))
         .apply(Probes.countInto(id));
