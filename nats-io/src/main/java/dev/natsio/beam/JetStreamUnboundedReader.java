@@ -45,8 +45,10 @@ import org.slf4j.LoggerFactory;
  * <h3>Metrics</h3>
  *
  * <p>The same counters, backlog gauge and lineage as the splittable DoFn ({@link
- * JetStreamReadMetrics}), counted locally and reported every {@link #METRICS_BATCH} messages, when
- * the stream is quiet, and at each checkpoint.
+ * JetStreamReadMetrics}), counted locally and reported every {@link #METRICS_BATCH} messages and
+ * when the stream is quiet: only from {@link #start()} and {@link #advance()}, which runners call
+ * with the step's metrics container in place (Flink takes checkpoint marks and closes readers
+ * outside it, where Beam would log an error and drop the update).
  */
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamUnboundedReader.class);
@@ -54,7 +56,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   static final long IDLE_CHECK_INTERVAL_MILLIS = 250;
   static final long REOPEN_BACKOFF_MILLIS = 1_000;
   private static final long STATS_TTL_MILLIS = 1_000;
-  private static final int METRICS_BATCH = 1_000;
+  private static final int METRICS_BATCH = 100;
 
   private final JetStreamUnboundedSource source;
   private final NatsIO.ReadSourceDescriptors spec;
@@ -219,7 +221,6 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   @Override
   public JetStreamCheckpointMark getCheckpointMark() {
-    reportMetrics();
     return new JetStreamCheckpointMark(nextSequence, getWatermark());
   }
 
@@ -284,7 +285,6 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   @Override
   public synchronized void close() {
-    reportMetrics();
     closeReader();
     if (lease != null) {
       lease.close();

@@ -528,6 +528,43 @@ public class JetStreamUnboundedSourceTest {
     assertThat(seen.stream().sorted().collect(Collectors.toList()), equalTo(range(1, 500)));
   }
 
+  @Test
+  public void sourceReportsTheSameCountersAndLineageAsTheSplittableRead() throws Exception {
+    createStream(connection, "metered_source", "metered_source.>");
+    publish(connection, "metered_source.x", 1_000); // Payloads "m0".."m999": 10×2 + 90×3 + 900×4 = 3,890 bytes.
+    String id = "source-metrics-" + UUID.randomUUID();
+    DirectOptions options = optionsWithExperiment("use_deprecated_read").as(DirectOptions.class);
+    options.setBlockOnRun(false);
+    Pipeline pipeline = Pipeline.create(options);
+    pipeline
+        .apply(read("metered_source"))
+        .apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence))
+        .apply(CollectingSink.into(id));
+    running = pipeline.run();
+
+    CollectingSink.<Long>await(id, seen -> seen.size() >= 1_000, 60_000);
+    long deadline = System.currentTimeMillis() + 10_000;
+    while (counter(running, "messagesRead/metered_source") < 1_000 && System.currentTimeMillis() < deadline) {
+      Thread.sleep(100); // The reader reports every 100 messages and whenever the stream is quiet.
+    }
+
+    assertThat(counter(running, "messagesRead/metered_source"), equalTo(1_000L));
+    assertThat(counter(running, "bytesRead/metered_source"), equalTo(3_890L));
+    assertThat(org.apache.beam.sdk.metrics.Lineage.query(running.metrics(), org.apache.beam.sdk.metrics.Lineage.Type.SOURCE).toString(),
+        org.hamcrest.Matchers.containsString("metered_source"));
+  }
+
+  private static long counter(PipelineResult result, String name) {
+    org.apache.beam.sdk.metrics.MetricQueryResults metrics = result.metrics().queryMetrics(
+        org.apache.beam.sdk.metrics.MetricsFilter.builder()
+            .addNameFilter(org.apache.beam.sdk.metrics.MetricNameFilter.named("NatsIO", name)).build());
+    long total = 0;
+    for (org.apache.beam.sdk.metrics.MetricResult<Long> counter : metrics.getCounters()) {
+      total += counter.getAttempted();
+    }
+    return total;
+  }
+
   // ---- Helpers ---------------------------------------------------------------------------------
 
   private static NatsIO.Read read(String stream) {
