@@ -147,6 +147,24 @@ public class FlinkDeliveryModesTest {
     assertThat(causeChain(error), containsString("stream 'no_such_stream' does not exist on " + SERVER.url()));
   }
 
+  /**
+   * The unbounded read on Flink streaming is a Flink source; its refusal fails the job once Flink's
+   * restart strategy gives up (with checkpointing on it otherwise retries without end).
+   */
+  @Test
+  public void missingStreamFailsAStreamingFlinkJobWithAnErrorNamingIt() {
+    FlinkPipelineOptions options = FlinkPipelines.options(2);
+    options.setStreaming(true);
+    options.setCheckpointingInterval(1_000L);
+    options.setNumberOfExecutionRetries(0);
+    Pipeline pipeline = Pipeline.create(options);
+    pipeline.apply(NatsIO.read().withServers(SERVER.url()).withStream("no_such_live_stream"));
+
+    Exception error = assertThrows(Exception.class, () -> pipeline.run().waitUntilFinish());
+
+    assertThat(causeChain(error), containsString("stream 'no_such_live_stream' does not exist on " + SERVER.url()));
+  }
+
   @Test
   public void wrongCredentialsFailTheFlinkJobWithAnErrorNamingTheServerButNotThePassword() {
     Pipeline pipeline = FlinkPipelines.batch(2);
