@@ -45,10 +45,10 @@ import org.slf4j.LoggerFactory;
  * <h3>Metrics</h3>
  *
  * <p>The same counters, backlog gauge and lineage as the splittable DoFn ({@link
- * JetStreamReadMetrics}), counted locally and reported every {@link #METRICS_BATCH} messages and
- * when the stream is quiet: only from {@link #start()} and {@link #advance()}, which runners call
- * with the step's metrics container in place (Flink takes checkpoint marks and closes readers
- * outside it, where Beam would log an error and drop the update).
+ * JetStreamReadMetrics}), updated only from {@link #start()} and {@link #advance()}, which runners
+ * call with the step's metrics container in place (Flink takes checkpoint marks and closes readers
+ * outside it, where Beam would log an error and drop the update): the counters with each message,
+ * the backlog when the stream is quiet.
  */
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamUnboundedReader.class);
@@ -56,12 +56,12 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   static final long IDLE_CHECK_INTERVAL_MILLIS = 250;
   static final long REOPEN_BACKOFF_MILLIS = 1_000;
   private static final long STATS_TTL_MILLIS = 1_000;
-  private static final int METRICS_BATCH = 100;
 
   private final JetStreamUnboundedSource source;
   private final NatsIO.ReadSourceDescriptors spec;
   private final NatsSourceDescriptor descriptor;
   private final @Nullable RatePacer pacer;
+  private final JetStreamReadMetrics metrics;
 
   private @Nullable Long nextSequence;
   private Instant watermark;
@@ -73,8 +73,6 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   private @Nullable NatsMessage current;
   private @Nullable Instant currentTimestamp;
-  private long unreportedMessages;
-  private long unreportedBytes;
   private volatile long lastSequenceSeen = -1;
   private volatile double averageMessageBytes;
   private volatile long statsFetchedAtMillis;
@@ -86,6 +84,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     this.nextSequence = mark == null ? null : mark.getNextSequence();
     this.watermark = mark == null ? BoundedWindow.TIMESTAMP_MIN_VALUE : mark.getWatermark();
     this.pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
+    this.metrics = JetStreamReadMetrics.forStream(descriptor.getStream());
   }
 
   @Override
@@ -115,7 +114,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
       throw new IOException("Interrupted while reading stream '" + descriptor.getStream() + "'", e);
     }
     if (message == null) {
-      reportMetrics();
+      reportBacklog();
       maybeAdvanceIdleWatermark();
       return false;
     }
@@ -141,11 +140,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     currentTimestamp = timestamp;
     nextSequence = sequence + 1;
     lastSequenceSeen = Math.max(lastSequenceSeen, sequence);
-    unreportedMessages++;
-    unreportedBytes += output.getPayload().length;
-    if (unreportedMessages >= METRICS_BATCH) {
-      reportMetrics();
-    }
+    metrics.recordRead(1, output.getPayload().length);
     return true;
   }
 
@@ -258,13 +253,10 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     }
   }
 
-  private void reportMetrics() {
-    JetStreamReadMetrics.recordRead(descriptor.getStream(), unreportedMessages, unreportedBytes);
-    unreportedMessages = 0;
-    unreportedBytes = 0;
+  private void reportBacklog() {
     Long next = nextSequence;
     if (next != null && statsFetchedAtMillis != 0) {
-      JetStreamReadMetrics.recordBacklog(descriptor.getStream(), lastSequenceSeen + 1 - next);
+      metrics.recordBacklog(lastSequenceSeen + 1 - next);
     }
   }
 

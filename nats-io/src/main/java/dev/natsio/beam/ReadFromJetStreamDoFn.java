@@ -406,10 +406,11 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   }
 
   private void recordProgress(String stream, long messageCount, long byteCount, long nextSequence) {
-    JetStreamReadMetrics.recordRead(stream, messageCount, byteCount);
+    JetStreamReadMetrics metrics = JetStreamReadMetrics.forStream(stream);
+    metrics.recordRead(messageCount, byteCount);
     StreamStats stats = statsByStream == null ? null : statsByStream.get(stream);
     if (stats != null) {
-      JetStreamReadMetrics.recordBacklog(stream, stats.lastSequence + 1 - nextSequence);
+      metrics.recordBacklog(stats.lastSequence + 1 - nextSequence);
     }
   }
 

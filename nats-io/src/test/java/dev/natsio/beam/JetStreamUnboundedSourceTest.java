@@ -53,8 +53,6 @@ import org.apache.beam.sdk.values.TypeDescriptors;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
 import org.junit.After;
-import org.junit.AfterClass;
-import org.junit.BeforeClass;
 import org.junit.ClassRule;
 import org.junit.Test;
 
@@ -70,18 +68,8 @@ public class JetStreamUnboundedSourceTest {
   private static final long READ_TIMEOUT_MILLIS = 20_000;
   private static final PipelineOptions OPTIONS = PipelineOptionsFactory.create();
 
-  private static Connection connection;
+  private final Connection connection = SERVER.sharedConnection();
   private PipelineResult running;
-
-  @BeforeClass
-  public static void connect() {
-    connection = SERVER.connect();
-  }
-
-  @AfterClass
-  public static void disconnect() throws InterruptedException {
-    connection.close();
-  }
 
   @After
   public void cancelPipeline() throws IOException {
@@ -654,13 +642,13 @@ public class JetStreamUnboundedSourceTest {
   }
 
   private static Instant publishTime(String stream, long sequence) throws Exception {
-    return ReadFromJetStreamDoFn.toInstant(connection.jetStreamManagement().getMessage(stream, sequence).getTime());
+    return ReadFromJetStreamDoFn.toInstant(SERVER.sharedConnection().jetStreamManagement().getMessage(stream, sequence).getTime());
   }
 
   /** Publishes one message per offset, its payload the event time base + offset in epoch millis. */
   private static void publishEventTimes(String stream, Instant base, long[] offsetsSeconds) throws Exception {
     publish(
-        connection,
+        SERVER.sharedConnection(),
         i -> stream + ".x",
         offsetsSeconds.length,
         i -> String.valueOf(base.plus(Duration.standardSeconds(offsetsSeconds[i])).getMillis()).getBytes(StandardCharsets.UTF_8),

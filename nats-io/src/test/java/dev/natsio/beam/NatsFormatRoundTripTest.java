@@ -40,8 +40,6 @@ import org.apache.beam.sdk.values.Row;
 import org.apache.beam.sdk.values.TypeDescriptor;
 import org.apache.beam.sdk.values.TypeDescriptors;
 import org.joda.time.Instant;
-import org.junit.AfterClass;
-import org.junit.BeforeClass;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
@@ -55,17 +53,7 @@ public class NatsFormatRoundTripTest {
   @Rule public final transient TestPipeline writing = TestPipeline.create();
   @Rule public final transient TestPipeline reading = TestPipeline.create();
 
-  private static Connection connection;
-
-  @BeforeClass
-  public static void connect() {
-    connection = SERVER.connect();
-  }
-
-  @AfterClass
-  public static void disconnect() throws InterruptedException {
-    connection.close();
-  }
+  private final Connection connection = SERVER.sharedConnection();
 
   private NatsIO.Read read(String stream) {
     return NatsIO.read().withServers(SERVER.url()).withStream(stream).withStopAtEndOfStream();
@@ -90,7 +78,7 @@ public class NatsFormatRoundTripTest {
   }
 
   private static long storedMessages(String stream) throws Exception {
-    return connection.jetStreamManagement().getStreamInfo(stream).getStreamState().getMsgCount();
+    return SERVER.sharedConnection().jetStreamManagement().getStreamInfo(stream).getStreamState().getMsgCount();
   }
 
   // ---- One round trip per format ---------------------------------------------------------------
@@ -257,7 +245,7 @@ public class NatsFormatRoundTripTest {
 
   /** Every message of {@code stream}, read with plain jnats. */
   private static List<Message> fetchAll(String stream, int atMost) throws Exception {
-    JetStreamSubscription subscription = connection.jetStream().subscribe(null,
+    JetStreamSubscription subscription = SERVER.sharedConnection().jetStream().subscribe(null,
         PullSubscribeOptions.builder().stream(stream).configuration(ConsumerConfiguration.builder().build()).build());
     List<Message> messages = new ArrayList<>();
     long expected = storedMessages(stream);

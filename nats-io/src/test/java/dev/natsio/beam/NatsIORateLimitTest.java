@@ -19,8 +19,6 @@ import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.values.PCollection;
 import org.joda.time.Instant;
-import org.junit.AfterClass;
-import org.junit.BeforeClass;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
@@ -37,17 +35,7 @@ public class NatsIORateLimitTest {
   @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
   @Rule public final transient TestPipeline pipeline = TestPipeline.create();
 
-  private static Connection connection;
-
-  @BeforeClass
-  public static void connect() {
-    connection = SERVER.connect();
-  }
-
-  @AfterClass
-  public static void disconnect() throws InterruptedException {
-    connection.close();
-  }
+  private final Connection connection = SERVER.sharedConnection();
 
   /** Each element's timestamp: with processing time, the moment the read output it. */
   private static final class OutputTimeFn extends DoFn<NatsMessage, Long> {

@@ -24,8 +24,6 @@ import org.apache.beam.sdk.values.TypeDescriptors;
 import org.apache.beam.sdk.util.CoderUtils;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
-import org.junit.AfterClass;
-import org.junit.BeforeClass;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
@@ -35,17 +33,7 @@ public class NatsIOReadLimitsTest {
   @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
   @Rule public final transient TestPipeline pipeline = TestPipeline.create();
 
-  private static Connection connection;
-
-  @BeforeClass
-  public static void connect() {
-    connection = SERVER.connect();
-  }
-
-  @AfterClass
-  public static void disconnect() throws InterruptedException {
-    connection.close();
-  }
+  private final Connection connection = SERVER.sharedConnection();
 
   private static PCollection<Long> sequences(PCollection<NatsMessage> messages) {
     return messages.apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence));

@@ -43,8 +43,6 @@ import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.TypeDescriptors;
 import org.joda.time.Instant;
-import org.junit.AfterClass;
-import org.junit.BeforeClass;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
@@ -54,17 +52,7 @@ public class NatsIOReadTest {
   @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
   @Rule public final transient TestPipeline pipeline = TestPipeline.create();
 
-  private static Connection connection;
-
-  @BeforeClass
-  public static void connect() {
-    connection = SERVER.connect();
-  }
-
-  @AfterClass
-  public static void disconnect() throws InterruptedException {
-    connection.close();
-  }
+  private final Connection connection = SERVER.sharedConnection();
 
   private NatsIO.Read read(String stream) {
     return NatsIO.read().withServers(SERVER.url()).withStream(stream);

@@ -55,8 +55,6 @@ import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.TypeDescriptor;
 import org.apache.beam.sdk.values.TypeDescriptors;
-import org.junit.AfterClass;
-import org.junit.BeforeClass;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
@@ -67,17 +65,7 @@ public class NatsIOWriteTest {
   @Rule public final transient TestPipeline pipeline = TestPipeline.create();
   @Rule public final transient TestPipeline rerun = TestPipeline.create();
 
-  private static Connection connection;
-
-  @BeforeClass
-  public static void connect() {
-    connection = SERVER.connect();
-  }
-
-  @AfterClass
-  public static void disconnect() throws InterruptedException {
-    connection.close();
-  }
+  private final Connection connection = SERVER.sharedConnection();
 
   private static NatsIO.Write jetStreamWrite(String url) {
     return NatsIO.write().withServers(url).withJetStream();
@@ -421,7 +409,7 @@ public class NatsIOWriteTest {
   // ---- Helpers ---------------------------------------------------------------------------------
 
   private static List<Message> readStream(String stream) throws Exception {
-    return readStream(connection, stream);
+    return readStream(SERVER.sharedConnection(), stream);
   }
 
   /** Every message of {@code stream}, in stream order, read with a plain jnats ordered consumer. */

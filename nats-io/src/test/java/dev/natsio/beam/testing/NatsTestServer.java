@@ -61,6 +61,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
   private int port;
   private String monitoringUrl;
   private Process process;
+  private Connection sharedConnection;
 
   private NatsTestServer(Builder settings) {
     this.settings = settings;
@@ -299,9 +300,29 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     }
   }
 
+  /**
+   * One connection for a test class's own set-up and checks (creating streams, publishing, reading
+   * what a pipeline wrote), opened on first use and closed with the server. It reconnects by
+   * itself across a {@link #stop()}/{@link #start()} of the same server.
+   */
+  public synchronized Connection sharedConnection() {
+    if (sharedConnection == null || sharedConnection.getStatus() == Connection.Status.CLOSED) {
+      sharedConnection = connect();
+    }
+    return sharedConnection;
+  }
+
   /** Stops the server and deletes its store directory. */
   @Override
   public synchronized void close() {
+    if (sharedConnection != null) {
+      try {
+        sharedConnection.close();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      sharedConnection = null;
+    }
     stop();
     deleteRecursively(workDir);
   }
