@@ -166,6 +166,24 @@ public class FlinkDeliveryModesTest {
   }
 
   @Test
+  public void wrongCredentialsFailAStreamingFlinkJobWithAnErrorNamingTheServerButNotThePassword() {
+    FlinkPipelineOptions options = FlinkPipelines.options(2);
+    options.setStreaming(true);
+    options.setCheckpointingInterval(1_000L);
+    options.setNumberOfExecutionRetries(0);
+    Pipeline pipeline = Pipeline.create(options);
+    String url = SECURED.url().replace("nats://", "nats://alice:wrong-password@");
+    pipeline.apply(NatsIO.read().withServers(url).withStream("any"));
+
+    Exception error = assertThrows(Exception.class, () -> pipeline.run().waitUntilFinish());
+
+    String chain = causeChain(error);
+    assertThat(chain, containsString(SECURED.url()));
+    assertThat(chain.toLowerCase(), containsString("authentication"));
+    assertThat(chain.contains("wrong-password"), equalTo(false));
+  }
+
+  @Test
   public void wrongCredentialsFailTheFlinkJobWithAnErrorNamingTheServerButNotThePassword() {
     Pipeline pipeline = FlinkPipelines.batch(2);
     String url = SECURED.url().replace("nats://", "nats://alice:wrong-password@");

@@ -1,5 +1,6 @@
 package dev.natsio.beam;
 
+import io.nats.client.Connection;
 import io.nats.client.Message;
 import io.nats.client.api.StreamState;
 import io.nats.client.impl.NatsJetStreamMetaData;
@@ -36,11 +37,14 @@ import org.slf4j.LoggerFactory;
  *
  * <h3>Outages and refusals</h3>
  *
- * <p>A server that cannot be reached, or a consumer lost in a restart or leader change, makes the
- * reader drop its consumer and open a new one at its next sequence after {@link
- * #REOPEN_BACKOFF_MILLIS}, reporting "nothing yet" meanwhile: an outage is waited out, not a
- * failure that would restart the job. A refusal (missing stream, work-queue stream) is thrown with NatsIO's
- * message.
+ * <p>Once the reader knows its position, a server that cannot be reached, a connection jnats gave
+ * up on, or a consumer lost in a restart or leader change makes it drop its consumer and open a new
+ * one at its next sequence after {@link #REOPEN_BACKOFF_MILLIS}, reporting "nothing yet"
+ * meanwhile: an outage is waited out, not a failure that would restart the job. It sends no
+ * request while the connection is reconnecting, since the request would block the task thread
+ * for its whole timeout. A refusal (missing stream, work-queue stream), and any failure before a
+ * new read first reaches its server (wrong credentials, wrong servers), is thrown with NatsIO's
+ * message, as the splittable read's initial restriction throws it.
  *
  * <h3>Metrics</h3>
  *
@@ -48,7 +52,8 @@ import org.slf4j.LoggerFactory;
  * JetStreamReadMetrics}), updated only from {@link #start()} and {@link #advance()}, which runners
  * call with the step's metrics container in place (Flink takes checkpoint marks and closes readers
  * outside it, where Beam would log an error and drop the update): the counters with each message,
- * the backlog when the stream is quiet.
+ * the backlog gauge about once a second. {@link #getSplitBacklogBytes()} answers from the same
+ * figures without a request of its own.
  */
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamUnboundedReader.class);
@@ -73,9 +78,10 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   private @Nullable NatsMessage current;
   private @Nullable Instant currentTimestamp;
-  private volatile long lastSequenceSeen = -1;
-  private volatile double averageMessageBytes;
-  private volatile long statsFetchedAtMillis;
+  private boolean streamChecked;
+  private long statsFetchedAtMillis;
+  /** Written by the task thread, read by the runner's metrics thread; negative until known. */
+  private volatile long backlogBytes = -1;
 
   JetStreamUnboundedReader(JetStreamUnboundedSource source, @Nullable JetStreamCheckpointMark mark) {
     this.source = source;
@@ -100,6 +106,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     if (reader == null && !open()) {
       return false;
     }
+    refreshStatsIfDue();
     Message message;
     try {
       message = reader.next(POLL);
@@ -114,7 +121,6 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
       throw new IOException("Interrupted while reading stream '" + descriptor.getStream() + "'", e);
     }
     if (message == null) {
-      reportBacklog();
       maybeAdvanceIdleWatermark();
       return false;
     }
@@ -139,32 +145,42 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     current = output;
     currentTimestamp = timestamp;
     nextSequence = sequence + 1;
-    lastSequenceSeen = Math.max(lastSequenceSeen, sequence);
     metrics.recordRead(1, output.getPayload().length);
     return true;
   }
 
-  /** Opens a consumer at the next sequence (resolving the start first); false while the server is away. */
+  /**
+   * Opens a consumer at the next sequence; false while the server is away. Until the reader knows
+   * its position (a new read, before the server first answered), any failure is thrown, as the
+   * splittable read's initial restriction throws it: wrong credentials or servers fail the job
+   * rather than being waited out. The stream is checked once, before the first consumer.
+   */
   private boolean open() {
     if (System.currentTimeMillis() < reopenAfterMillis) {
       return false;
     }
+    if (lease != null && lease.connection().getStatus() == Connection.Status.CLOSED) {
+      releaseMetadata(); // jnats gave up reconnecting: the next look-up starts a new connection.
+    }
+    if (metadata != null && !metadata.isConnected()) {
+      // Reconnecting: a request now would block the runner's task thread for its whole timeout.
+      reopenAfterMillis = System.currentTimeMillis() + REOPEN_BACKOFF_MILLIS;
+      return false;
+    }
     try {
-      if (metadata != null && !metadata.isConnected()) {
-        // Reconnecting: a request now would block the runner's task thread for its whole timeout.
-        reopenAfterMillis = System.currentTimeMillis() + REOPEN_BACKOFF_MILLIS;
-        return false;
-      }
-      StreamState state = metadata().readableStream(descriptor).getStreamState();
-      if (nextSequence == null) {
-        nextSequence = metadata().startSequence(descriptor, state);
+      if (!streamChecked) {
+        StreamState state = metadata().readableStream(descriptor).getStreamState();
+        if (nextSequence == null) {
+          nextSequence = metadata().startSequence(descriptor, state);
+        }
+        streamChecked = true;
       }
       reader = JetStreamReader.open(
           spec.getConnectionConfiguration(), descriptor.getStream(), descriptor.getFilterSubjects(), nextSequence, spec.getBatchSize());
       return true;
     } catch (NatsIOException e) {
-      if (!(e.getCause() instanceof IOException)) {
-        throw e; // A refusal (e.g. the stream does not exist): waiting will not help.
+      if (!(e.getCause() instanceof IOException) || nextSequence == null) {
+        throw e; // A refusal (e.g. the stream does not exist), or a read that never reached its server.
       }
       LOG.info("JetStream at {} does not answer for stream {} ({}); the read resumes when it does",
           spec.getConnectionConfiguration().displayServers(), descriptor.getStream(), e.getMessage());
@@ -224,43 +240,36 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     return source;
   }
 
-  /** The bytes stored after the reader's position, from the stream's state fetched at most once a second. */
+  /**
+   * The bytes stored after the reader's position, from the stream's state that {@link #advance()}
+   * fetches at most once a second. Flink asks from its metrics thread, also after {@link #close()},
+   * so this only reads what the task thread wrote.
+   */
   @Override
   public long getSplitBacklogBytes() {
-    Long next = nextSequence;
-    if (next == null) {
-      return BACKLOG_UNKNOWN;
-    }
-    refreshStats();
-    if (statsFetchedAtMillis == 0) {
-      return BACKLOG_UNKNOWN;
-    }
-    return (long) (Math.max(0, lastSequenceSeen + 1 - next) * averageMessageBytes);
+    long backlog = backlogBytes;
+    return backlog < 0 ? BACKLOG_UNKNOWN : backlog;
   }
 
-  private void refreshStats() {
+  /** Refreshes the stream's state (at most once a second, never while disconnected) and reports the backlog. */
+  private void refreshStatsIfDue() {
     long now = System.currentTimeMillis();
-    if (now - statsFetchedAtMillis < STATS_TTL_MILLIS) {
+    if (now - statsFetchedAtMillis < STATS_TTL_MILLIS || metadata == null || !metadata.isConnected()) {
       return;
     }
+    statsFetchedAtMillis = now;
     try {
-      StreamState state = metadata().streamInfo(descriptor.getStream()).getStreamState();
-      averageMessageBytes = state.getMsgCount() == 0 ? 0 : (double) state.getByteCount() / state.getMsgCount();
-      lastSequenceSeen = Math.max(lastSequenceSeen, state.getLastSequence());
-      statsFetchedAtMillis = now;
+      StreamState state = metadata.streamInfo(descriptor.getStream()).getStreamState();
+      double averageMessageBytes = state.getMsgCount() == 0 ? 0 : (double) state.getByteCount() / state.getMsgCount();
+      long backlogMessages = Math.max(0, state.getLastSequence() + 1 - nextSequence);
+      backlogBytes = (long) (backlogMessages * averageMessageBytes);
+      metrics.recordBacklog(backlogMessages);
     } catch (RuntimeException e) {
       LOG.debug("Could not refresh the state of stream {}; using the last known", descriptor.getStream(), e);
     }
   }
 
-  private void reportBacklog() {
-    Long next = nextSequence;
-    if (next != null && statsFetchedAtMillis != 0) {
-      metrics.recordBacklog(lastSequenceSeen + 1 - next);
-    }
-  }
-
-  private synchronized JetStreamMetadata metadata() {
+  private JetStreamMetadata metadata() {
     if (metadata == null) {
       lease = NatsConnections.acquire(spec.getConnectionConfiguration());
       metadata = new JetStreamMetadata(lease.connection(), spec.getConnectionConfiguration());
@@ -276,8 +285,12 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   }
 
   @Override
-  public synchronized void close() {
+  public void close() {
     closeReader();
+    releaseMetadata();
+  }
+
+  private void releaseMetadata() {
     if (lease != null) {
       lease.close();
       lease = null;

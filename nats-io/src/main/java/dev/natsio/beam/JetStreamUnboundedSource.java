@@ -35,7 +35,9 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  */
 final class JetStreamUnboundedSource extends UnboundedSource<NatsMessage, JetStreamCheckpointMark> {
   private static final long serialVersionUID = 1L;
-  private static final String FLINK_RUNNER = "org.apache.beam.runners.flink.FlinkRunner";
+  /** The classic Flink runners: FlinkRunner and TestFlinkRunner (not a subclass of it). */
+  private static final java.util.Set<String> FLINK_RUNNERS =
+      java.util.Set.of("org.apache.beam.runners.flink.FlinkRunner", "org.apache.beam.runners.flink.TestFlinkRunner");
 
   private final NatsIO.ReadSourceDescriptors spec;
   private final NatsSourceDescriptor descriptor;
@@ -61,7 +63,7 @@ final class JetStreamUnboundedSource extends UnboundedSource<NatsMessage, JetStr
       return false;
     }
     for (Class<?> runner = options.getRunner(); runner != null; runner = runner.getSuperclass()) {
-      if (runner.getName().equals(FLINK_RUNNER)) {
+      if (FLINK_RUNNERS.contains(runner.getName())) {
         return true;
       }
     }

@@ -538,8 +538,41 @@ public class JetStreamUnboundedSourceTest {
 
     assertThat(counter(running, "messagesRead/metered_source"), equalTo(1_000L));
     assertThat(counter(running, "bytesRead/metered_source"), equalTo(3_890L));
+    deadline = System.currentTimeMillis() + 10_000;
+    while (backlogGauge(running, "backlogMessages/metered_source") != 0 && System.currentTimeMillis() < deadline) {
+      Thread.sleep(100); // The gauge follows the stream's state, fetched about once a second.
+    }
+    assertThat(backlogGauge(running, "backlogMessages/metered_source"), equalTo(0L));
     assertThat(org.apache.beam.sdk.metrics.Lineage.query(running.metrics(), org.apache.beam.sdk.metrics.Lineage.Type.SOURCE).toString(),
         org.hamcrest.Matchers.containsString("metered_source"));
+  }
+
+  @Test
+  public void newReaderWithWrongCredentialsFailsAtOnceNamingTheServerButNotThePassword() throws Exception {
+    try (NatsTestServer secured = NatsTestServer.builder().withUserPassword("alice", "right-password").build().start()) {
+      String url = secured.url().replace("nats://", "nats://alice:wrong-password@");
+      UnboundedReader<NatsMessage> reader =
+          source(NatsIO.read().withServers(url).withStream("any")).createReader(OPTIONS, null);
+      try {
+        NatsIOException error = assertThrows(NatsIOException.class, reader::start);
+        assertThat(error.getMessage(), org.hamcrest.Matchers.containsString(secured.url()));
+        assertThat(error.getMessage().toLowerCase(), org.hamcrest.Matchers.containsString("authentication"));
+        assertThat(error.getMessage().contains("wrong-password"), equalTo(false));
+      } finally {
+        reader.close();
+      }
+    }
+  }
+
+  /** The gauge's latest value, or -1 when it was never set. */
+  private static long backlogGauge(PipelineResult result, String name) {
+    long value = -1;
+    for (org.apache.beam.sdk.metrics.MetricResult<org.apache.beam.sdk.metrics.GaugeResult> gauge : result.metrics().queryMetrics(
+        org.apache.beam.sdk.metrics.MetricsFilter.builder()
+            .addNameFilter(org.apache.beam.sdk.metrics.MetricNameFilter.named("NatsIO", name)).build()).getGauges()) {
+      value = gauge.getAttempted().getValue();
+    }
+    return value;
   }
 
   private static long counter(PipelineResult result, String name) {
