@@ -79,7 +79,7 @@ final class EndToEndScenarios {
       createStream(connection, clicks, clicks + ".>");
       createStream(connection, counts, counts);
     }
-    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts).run();
+    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts, Duration.millis(500)).run();
     try {
       try (Connection connection = server.connect()) {
         // Three subjects over about three seconds, so several windows; then the stream goes quiet.
@@ -101,8 +101,10 @@ final class EndToEndScenarios {
 
   /**
    * Scenario 2 under steady traffic: windows close while messages keep arriving, not only once the
-   * stream goes quiet. A publisher sends about 500 messages a second; while it still runs, every
-   * window that ended two seconds before a cut-off must have been written back with its exact count.
+   * stream goes quiet. A publisher sends about 2,000 messages a second; while it still runs, every
+   * window that ended two seconds before a cut-off must have been written back with its exact count
+   * within 10 seconds. The idle watermark is set an hour back, so only the watermark from the
+   * messages' publish times can close them.
    */
   static void windowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline) throws Exception {
     String clicks = "steady_" + shortId();
@@ -111,14 +113,15 @@ final class EndToEndScenarios {
       createStream(connection, clicks, clicks + ".>");
       createStream(connection, counts, counts);
     }
-    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts).run();
+    // An idle watermark an hour behind: only the publish times of the messages read can close windows.
+    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts, Duration.standardHours(1)).run();
     java.util.concurrent.atomic.AtomicBoolean publishing = new java.util.concurrent.atomic.AtomicBoolean(true);
     java.util.concurrent.CompletableFuture<Void> publisher = java.util.concurrent.CompletableFuture.runAsync(() -> {
       try (Connection connection = server.connect()) {
         long deadline = System.currentTimeMillis() + 120_000;
         for (int round = 0; publishing.get() && System.currentTimeMillis() < deadline; round++) {
           int offset = round;
-          publish(connection, i -> clicks + ".page" + ((i + offset) % 3), 50, JetStreamTestData::payload, i -> null);
+          publish(connection, i -> clicks + ".page" + ((i + offset) % 3), 200, JetStreamTestData::payload, i -> null);
           Thread.sleep(100);
         }
       } catch (Exception e) {
@@ -131,7 +134,7 @@ final class EndToEndScenarios {
       long cutOff = System.currentTimeMillis() - 2_000;
       Set<String> expected = windowsEndingBy(expectedWindowCounts(jsm, clicks), cutOff);
       Set<String> actual = Set.of();
-      long deadline = System.currentTimeMillis() + 20_000;
+      long deadline = System.currentTimeMillis() + 10_000;
       while (!actual.equals(expected) && System.currentTimeMillis() < deadline) {
         Thread.sleep(200);
         actual = windowsEndingBy(payloadsSoFar(jsm, counts), cutOff);
@@ -146,9 +149,10 @@ final class EndToEndScenarios {
   }
 
   /** Unbounded read → fixed publish-time windows → count per subject → "subject,windowStart,count" written to {@code counts}. */
-  private static Pipeline windowedCountsJob(Pipeline pipeline, NatsTestServer server, String clicks, String counts) {
+  private static Pipeline windowedCountsJob(
+      Pipeline pipeline, NatsTestServer server, String clicks, String counts, Duration idleWatermarkDelay) {
     pipeline
-        .apply(NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(Duration.millis(500)))
+        .apply(NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(idleWatermarkDelay))
         .apply(Window.into(FixedWindows.of(WINDOW)))
         .apply(MapElements.into(TypeDescriptors.strings()).via(NatsMessage::getSubject))
         .apply(Count.perElement())
