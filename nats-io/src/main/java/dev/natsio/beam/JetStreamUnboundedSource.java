@@ -28,6 +28,13 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * in order to one reader, which is also what the splittable DoFn does with an unbounded range.
  * Other subtasks get no split and finish at once.
  *
+ * <h3>In checkpoints</h3>
+ *
+ * <p>Beam's Flink wrapper Java-serializes each split, this source included, into Flink's
+ * checkpoints and savepoints, and a restored job reads with the restored copy: the connection
+ * settings (credentials given inline among them) are those of the job that took the checkpoint.
+ * Classes it holds keep fixed serial version UIDs so savepoints survive upgrades.
+ *
  * <h3>Position and watermark</h3>
  *
  * <p>See {@link JetStreamUnboundedReader}: the same start, timestamps and watermark as the

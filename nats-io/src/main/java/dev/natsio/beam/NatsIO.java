@@ -1259,6 +1259,10 @@ public final class NatsIO {
   @AutoValue
   public abstract static class ReadSourceDescriptors
       extends PTransform<PCollection<NatsSourceDescriptor>, PCollection<NatsMessage>> {
+    // Fixed: on Flink the unbounded read's source, which holds this transform's settings, is
+    // Java-serialized into checkpoints and savepoints.
+    private static final long serialVersionUID = 1L;
+
     abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
 
     abstract TimestampPolicy getTimestampPolicy();
