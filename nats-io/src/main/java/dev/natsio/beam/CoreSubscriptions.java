@@ -31,7 +31,7 @@ final class CoreSubscriptions {
   private static final Logger LOG = LoggerFactory.getLogger(CoreSubscriptions.class);
   static final long IDLE_TIMEOUT_MILLIS = 30_000;
   static final long MAX_BUFFERED_BYTES = 64L * 1024 * 1024;
-  static final ParkedReaders<CoreSubscription> PARKED = new ParkedReaders<>("core-subscription", IDLE_TIMEOUT_MILLIS);
+  static final ParkedReaders<String, CoreSubscription> PARKED = new ParkedReaders<>("core-subscription", IDLE_TIMEOUT_MILLIS);
   /** Subscriptions opened in this JVM, for tests. */
   static final java.util.concurrent.atomic.AtomicLong OPENED = new java.util.concurrent.atomic.AtomicLong();
 

@@ -31,7 +31,7 @@ final class DurableConsumerReader implements ParkedReaders.Reader {
   private static final Logger LOG = LoggerFactory.getLogger(DurableConsumerReader.class);
   static final Duration PULL_EXPIRY = Duration.ofSeconds(2);
   static final long IDLE_TIMEOUT_MILLIS = 30_000;
-  static final ParkedReaders<DurableConsumerReader> PARKED = new ParkedReaders<>("durable-consumer", IDLE_TIMEOUT_MILLIS);
+  static final ParkedReaders<String, DurableConsumerReader> PARKED = new ParkedReaders<>("durable-consumer", IDLE_TIMEOUT_MILLIS);
   /** JetStream API error code for "consumer not found". */
   static final int CONSUMER_NOT_FOUND = 10014;
 

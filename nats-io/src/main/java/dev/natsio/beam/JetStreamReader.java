@@ -12,6 +12,7 @@ import io.nats.client.api.OrderedConsumerConfiguration;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.List;
+import java.util.Objects;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,12 +31,21 @@ import org.slf4j.LoggerFactory;
  *
  * <p>{@link #pushBack} hands a message back when the restriction ends before it; the next read
  * from this reader returns it first, so the reader can be reused by the restriction that follows.
+ * Between calls readers wait in {@link #PARKED}, keyed by their {@link Position}.
  * {@link #close()} stops pulling and deletes the server-side consumer rather than waiting for its
  * inactivity threshold.
  */
-final class JetStreamReader implements AutoCloseable {
+final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamReader.class);
   static final Duration PULL_EXPIRY = Duration.ofSeconds(2);
+  /**
+   * How long a reader may stay parked. Short: runners resume a restriction at once (Direct, Flink),
+   * and a parked reader pulls nothing, so after about three seconds jnats raises a heartbeat alarm
+   * (logged at SEVERE) and recreates its consumer in the background.
+   */
+  static final long IDLE_TIMEOUT_MILLIS = 2_000;
+  /** Readers between two calls of a splittable read, parked under where they would read next. */
+  static final ParkedReaders<Position, JetStreamReader> PARKED = new ParkedReaders<>("jetstream-reader", IDLE_TIMEOUT_MILLIS);
   /** Readers opened in this JVM: lets tests see that resumed bundles reuse parked readers. */
   static final java.util.concurrent.atomic.AtomicLong OPENED = new java.util.concurrent.atomic.AtomicLong();
 
@@ -106,6 +116,12 @@ final class JetStreamReader implements AutoCloseable {
   }
 
   @Override
+  public void closeParked(String reason) {
+    LOG.debug("Closing the reader of stream {} parked idle: {}", stream, reason);
+    close();
+  }
+
+  @Override
   public void close() {
     String consumerName = null;
     try {
@@ -123,5 +139,37 @@ final class JetStreamReader implements AutoCloseable {
       }
     }
     lease.close();
+  }
+
+  /** Where a reader would read next: the key it is parked under between calls. */
+  static final class Position {
+    final NatsIO.ConnectionConfiguration connection;
+    final String stream;
+    final List<String> filterSubjects;
+    final long nextSequence;
+
+    Position(NatsIO.ConnectionConfiguration connection, String stream, List<String> filterSubjects, long nextSequence) {
+      this.connection = connection;
+      this.stream = stream;
+      this.filterSubjects = List.copyOf(filterSubjects);
+      this.nextSequence = nextSequence;
+    }
+
+    @Override
+    public boolean equals(@Nullable Object other) {
+      if (!(other instanceof Position)) {
+        return false;
+      }
+      Position that = (Position) other;
+      return nextSequence == that.nextSequence
+          && connection.equals(that.connection)
+          && stream.equals(that.stream)
+          && filterSubjects.equals(that.filterSubjects);
+    }
+
+    @Override
+    public int hashCode() {
+      return Objects.hash(connection, stream, filterSubjects, nextSequence);
+    }
   }
 }

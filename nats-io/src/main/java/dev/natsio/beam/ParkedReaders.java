@@ -8,20 +8,26 @@ import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BiPredicate;
+import java.util.function.Predicate;
 import org.checkerframework.checker.nullness.qual.Nullable;
 
 /**
- * Per-JVM readers parked between bundles under their read's id: the Core subscriptions of {@link
- * ReadFromCoreSubjectDoFn} and the durable-consumer pulls of {@link ReadFromDurableConsumerDoFn}.
+ * Per-JVM readers parked between bundles under a key that says which bundle may take them back.
  *
- * <p>Neither kind has a position the restriction could resume from (the subscription, or the
- * server-side consumer, is the position), so the next bundle of the same read must get the same
- * reader back: a bundle takes it, and parks it when it ends. The id is one per read transform, so
- * two reads in one JVM never share one. A reader parked longer than the idle timeout (its read moved
- * to another worker, or the pipeline stopped) is closed by a background sweep, and a DoFn's
- * teardown closes its read's parked reader.
+ * <p>Three kinds use it. The Core subscriptions of {@link ReadFromCoreSubjectDoFn} and the
+ * durable-consumer pulls of {@link ReadFromDurableConsumerDoFn} have no position a restriction could
+ * resume from (the subscription, or the server-side consumer, is the position), so they are parked
+ * under their read's id and the next bundle of the same read must get the same reader back. The
+ * ordered consumers of {@link ReadFromJetStreamDoFn} are parked under where they would read next
+ * ({@link JetStreamReader.Position}): the call that resumes a restriction at exactly that sequence
+ * takes the reader back instead of opening a consumer and discarding its prefetched batch.
+ *
+ * <p>A reader parked longer than the idle timeout (its read moved to another worker, or the
+ * pipeline stopped) is closed by a background sweep, and a DoFn's teardown closes its parked
+ * readers.
  */
-final class ParkedReaders<R extends ParkedReaders.Reader> {
+final class ParkedReaders<K, R extends ParkedReaders.Reader> {
   /** A reader that can be closed outside any bundle, saying why. */
   interface Reader {
     void closeParked(String reason);
@@ -29,7 +35,7 @@ final class ParkedReaders<R extends ParkedReaders.Reader> {
 
   private final String name;
   private final long idleTimeoutMillis;
-  private final Map<String, Parked<R>> idle = new HashMap<>();
+  private final Map<K, Parked<R>> idle = new HashMap<>();
   private @Nullable ScheduledExecutorService sweeper;
 
   ParkedReaders(String name, long idleTimeoutMillis) {
@@ -37,32 +43,33 @@ final class ParkedReaders<R extends ParkedReaders.Reader> {
     this.idleTimeoutMillis = idleTimeoutMillis;
   }
 
-  /** Removes and returns the reader parked for {@code readId}, or null. */
-  synchronized @Nullable R take(String readId) {
-    Parked<R> parked = idle.remove(readId);
+  /** Removes and returns the reader parked under {@code key}, or null. */
+  synchronized @Nullable R take(K key) {
+    Parked<R> parked = idle.remove(key);
     return parked == null ? null : parked.reader;
   }
 
-  /** Parks {@code reader} for the next bundle of {@code readId}. */
-  void park(String readId, R reader) {
+  /** Parks {@code reader} under {@code key}; a reader already parked there is closed. */
+  void park(K key, R reader) {
     Parked<R> previous;
     synchronized (this) {
-      previous = idle.put(readId, new Parked<>(reader, System.currentTimeMillis()));
+      previous = idle.put(key, new Parked<>(reader, System.currentTimeMillis()));
       startSweeperIfNeeded();
     }
     if (previous != null && previous.reader != reader) {
-      previous.reader.closeParked("a newer reader of the same read was parked");
+      previous.reader.closeParked("a newer reader was parked in its place");
     }
   }
 
-  /** Closes the reader parked for {@code readId}, if any. */
-  void closeIdle(String readId, String reason) {
-    Parked<R> parked;
-    synchronized (this) {
-      parked = idle.remove(readId);
-    }
-    if (parked != null) {
-      parked.reader.closeParked(reason);
+  /** Closes the reader parked under {@code key}, if any. */
+  void closeIdle(K key, String reason) {
+    closeIdleWhere(key::equals, reason);
+  }
+
+  /** Closes every parked reader whose key matches. */
+  void closeIdleWhere(Predicate<K> keyMatches, String reason) {
+    for (R reader : removeWhere((key, parked) -> keyMatches.test(key))) {
+      reader.closeParked(reason);
     }
   }
 
@@ -72,19 +79,21 @@ final class ParkedReaders<R extends ParkedReaders.Reader> {
 
   void sweep() {
     long cutoff = System.currentTimeMillis() - idleTimeoutMillis;
-    List<R> expired = new ArrayList<>();
-    synchronized (this) {
-      for (Iterator<Parked<R>> it = idle.values().iterator(); it.hasNext(); ) {
-        Parked<R> parked = it.next();
-        if (parked.parkedAtMillis < cutoff) {
-          expired.add(parked.reader);
-          it.remove();
-        }
+    for (R reader : removeWhere((key, parked) -> parked.parkedAtMillis < cutoff)) {
+      reader.closeParked("no bundle used it for " + idleTimeoutMillis + " ms");
+    }
+  }
+
+  private synchronized List<R> removeWhere(BiPredicate<K, Parked<R>> condition) {
+    List<R> removed = new ArrayList<>();
+    for (Iterator<Map.Entry<K, Parked<R>>> it = idle.entrySet().iterator(); it.hasNext(); ) {
+      Map.Entry<K, Parked<R>> entry = it.next();
+      if (condition.test(entry.getKey(), entry.getValue())) {
+        removed.add(entry.getValue().reader);
+        it.remove();
       }
     }
-    for (R reader : expired) {
-      reader.closeParked("no bundle used it for " + idleTimeoutMillis / 1000 + " s");
-    }
+    return removed;
   }
 
   private void startSweeperIfNeeded() {

@@ -64,7 +64,7 @@ import org.slf4j.LoggerFactory;
  * <h3>Reading and gaps</h3>
  *
  * <p>Each call takes a {@link JetStreamReader} parked at the restriction's start ({@link
- * JetStreamReaderCache}) or opens one, then claims each delivered sequence. Sequences have gaps
+ * JetStreamReader#PARKED}) or opens one, then claims each delivered sequence. Sequences have gaps
  * (deletes, purges, filters, limits): claims need only increase. When nothing arrives for a poll
  * interval and the range has an end, the read asks the server for the next matching sequence; if
  * none lies below the end, it claims the end so the range is done.
@@ -238,7 +238,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
     LimitedOffsetRange budget = tracker.currentRestriction();
     long nextSequence = budget.getRange().getFrom();
-    JetStreamReader reader = JetStreamReaderCache.INSTANCE.take(key(descriptor, nextSequence));
+    JetStreamReader reader = JetStreamReader.PARKED.take(position(descriptor, nextSequence));
     if (reader == null) {
       try {
         reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
@@ -321,7 +321,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       }
     } finally {
       if (parkAt != null) {
-        JetStreamReaderCache.INSTANCE.park(key(descriptor, parkAt), reader);
+        JetStreamReader.PARKED.park(position(descriptor, parkAt), reader);
       } else {
         reader.close();
       }
@@ -336,7 +336,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
   @Teardown
   public void teardown() {
-    JetStreamReaderCache.INSTANCE.closeIdle(spec.getConnectionConfiguration());
+    NatsIO.ConnectionConfiguration connection = spec.getConnectionConfiguration();
+    JetStreamReader.PARKED.closeIdleWhere(position -> position.connection.equals(connection), "its DoFn was torn down");
     if (lease != null) {
       lease.close();
       lease = null;
@@ -400,8 +401,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     }
   }
 
-  private JetStreamReaderCache.Key key(NatsSourceDescriptor descriptor, long nextSequence) {
-    return new JetStreamReaderCache.Key(
+  private JetStreamReader.Position position(NatsSourceDescriptor descriptor, long nextSequence) {
+    return new JetStreamReader.Position(
         spec.getConnectionConfiguration(), descriptor.getStream(), descriptor.getFilterSubjects(), nextSequence);
   }
 

@@ -273,7 +273,7 @@ public class NatsIOReadTest {
     pipeline.run().waitUntilFinish();
 
     // Readers parked for reuse are closed at teardown or by the idle sweep; each close deletes its consumer.
-    long deadline = System.currentTimeMillis() + JetStreamReaderCache.IDLE_TIMEOUT_MILLIS + 15_000;
+    long deadline = System.currentTimeMillis() + JetStreamReader.IDLE_TIMEOUT_MILLIS + 15_000;
     List<String> consumers = connection.jetStreamManagement().getConsumerNames("tidy");
     while (!consumers.isEmpty() && System.currentTimeMillis() < deadline) {
       Thread.sleep(200);
