@@ -271,7 +271,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   private JetStreamMetadata metadata() {
     if (metadata == null) {
-      lease = NatsConnections.acquire(spec.getConnectionConfiguration());
+      lease = NatsConnections.acquireFor(this, spec.getConnectionConfiguration());
       metadata = new JetStreamMetadata(lease.connection(), spec.getConnectionConfiguration());
     }
     return metadata;

@@ -27,6 +27,7 @@ import org.slf4j.LoggerFactory;
 final class NatsConnections {
   private static final Logger LOG = LoggerFactory.getLogger(NatsConnections.class);
   private static final Map<NatsIO.ConnectionConfiguration, Shared> SHARED = new HashMap<>();
+  private static final java.lang.ref.Cleaner ABANDONED_LEASES = java.lang.ref.Cleaner.create();
 
   private NatsConnections() {}
 
@@ -41,6 +42,18 @@ final class NatsConnections {
       shared.leases++;
       return new Lease(configuration, shared.connection);
     }
+  }
+
+  /**
+   * A lease that {@code holder} (a DoFn instance) keeps for its life and closes in its teardown,
+   * and that is also closed once {@code holder} is garbage collected: runners do not promise to call
+   * teardown (Flink batch drops some DoFn instances without it), and a lease never closed would keep
+   * its connection open, reconnecting, for as long as the JVM runs.
+   */
+  static Lease acquireFor(Object holder, NatsIO.ConnectionConfiguration configuration) {
+    Lease lease = acquire(configuration);
+    ABANDONED_LEASES.register(holder, lease::close);
+    return lease;
   }
 
   /** The number of open shared connections in this JVM (for tests of connection bounds). */

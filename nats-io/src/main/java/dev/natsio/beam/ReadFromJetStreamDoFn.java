@@ -447,7 +447,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
   private NatsConnections.Lease lease() {
     if (lease == null) {
-      lease = NatsConnections.acquire(spec.getConnectionConfiguration());
+      lease = NatsConnections.acquireFor(this, spec.getConnectionConfiguration());
     }
     return lease;
   }

@@ -74,7 +74,7 @@ class WriteToCoreDoFn extends DoFn<NatsMessage, NatsPublishResult> {
 
   @Setup
   public void setup() {
-    lease = NatsConnections.acquire(configuration);
+    lease = NatsConnections.acquireFor(this, configuration);
   }
 
   @StartBundle

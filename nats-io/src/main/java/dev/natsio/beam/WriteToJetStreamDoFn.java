@@ -138,7 +138,7 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
 
   @Setup
   public void setup() throws IOException {
-    lease = NatsConnections.acquire(configuration);
+    lease = NatsConnections.acquireFor(this, configuration);
     jetStream = lease.connection().jetStream(configuration.jetStreamOptions());
     management = lease.connection().jetStreamManagement(configuration.jetStreamOptions());
     sharedOptions = expectedStream == null ? null : PublishOptions.builder().expectedStream(expectedStream).build();
