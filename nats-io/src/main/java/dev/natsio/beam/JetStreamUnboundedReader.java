@@ -35,6 +35,13 @@ import org.slf4j.LoggerFactory;
  * whether anything lies after its position; when nothing does, a publish-time watermark advances
  * to now less the idle delay, as the splittable DoFn's does.
  *
+ * <h3>Rate limit</h3>
+ *
+ * <p>With {@code withMaxMessagesPerSecond}, a message whose slot is less than a poll away is
+ * waited for; one further off is handed back to the consumer ({@link JetStreamReader#pushBack}) and
+ * the reader reports "nothing yet", so the task thread is never held longer than a poll (the
+ * splittable DoFn waits in its call instead).
+ *
  * <h3>Outages and refusals</h3>
  *
  * <p>Once the reader knows its position, a server that cannot be reached, a connection jnats gave
@@ -125,6 +132,12 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
       return false;
     }
     if (pacer != null) {
+      if (pacer.nanosUntilNextSlot() > POLL.toNanos()) {
+        // withMaxMessagesPerSecond: the slot is further off than a poll may take. Keep the message
+        // and report "nothing yet" rather than hold up the runner's task thread until then.
+        reader.pushBack(message);
+        return false;
+      }
       try {
         pacer.acquire();
       } catch (InterruptedException e) {

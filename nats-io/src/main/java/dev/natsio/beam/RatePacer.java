@@ -18,6 +18,11 @@ final class RatePacer {
     this.nextNanos = System.nanoTime();
   }
 
+  /** How long until the next message may be output (0 or less: now). */
+  long nanosUntilNextSlot() {
+    return nextNanos - System.nanoTime();
+  }
+
   /** Waits until the next message may be output, and reserves that slot. */
   void acquire() throws InterruptedException {
     long now = System.nanoTime();

@@ -575,6 +575,40 @@ public class JetStreamUnboundedSourceTest {
     return value;
   }
 
+  @Test
+  public void rateLimitSpacesMessagesWithoutHoldingAdvanceLongerThanAPoll() throws Exception {
+    createStream(connection, "paced", "paced.>");
+    publish(connection, "paced.x", 6);
+    UnboundedReader<NatsMessage> reader =
+        source(read("paced").withMaxMessagesPerSecond(5)).createReader(OPTIONS, null);
+    try {
+      List<Long> sequences = new ArrayList<>();
+      long longestCallMillis = 0;
+      long start = System.nanoTime();
+      long deadline = System.currentTimeMillis() + READ_TIMEOUT_MILLIS;
+      boolean started = false;
+      while (sequences.size() < 6 && System.currentTimeMillis() < deadline) {
+        long callStart = System.nanoTime();
+        boolean got = started ? reader.advance() : reader.start(); // start() also opens the consumer: not timed.
+        if (started) {
+          longestCallMillis = Math.max(longestCallMillis, (System.nanoTime() - callStart) / 1_000_000);
+        }
+        started = true;
+        if (got) {
+          sequences.add(reader.getCurrent().getSequence());
+        }
+      }
+      long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+
+      assertThat(sequences, equalTo(range(1, 6)));
+      // Six messages at 5 a second: the first at once, then one every 200 ms.
+      assertThat("took " + elapsedMillis + " ms", elapsedMillis >= 5 * 200 - 20, equalTo(true));
+      assertThat("longest advance() " + longestCallMillis + " ms", longestCallMillis < 150, equalTo(true));
+    } finally {
+      reader.close();
+    }
+  }
+
   private static long counter(PipelineResult result, String name) {
     org.apache.beam.sdk.metrics.MetricQueryResults metrics = result.metrics().queryMetrics(
         org.apache.beam.sdk.metrics.MetricsFilter.builder()
