@@ -38,6 +38,14 @@ final class LimitedOffsetRange implements Serializable {
     this.deadline = deadline;
   }
 
+  /** {@code range} with a read's {@code withMaxNumRecords} / {@code withMaxReadTime} (either may be absent), the time counted from now. */
+  static LimitedOffsetRange withLimits(OffsetRange range, @Nullable Long maxNumRecords, org.joda.time.@Nullable Duration maxReadTime) {
+    return new LimitedOffsetRange(
+        range,
+        maxNumRecords == null ? NO_RECORD_LIMIT : maxNumRecords,
+        maxReadTime == null ? null : Instant.now().plus(maxReadTime));
+  }
+
   static LimitedOffsetRange unlimited(OffsetRange range) {
     return new LimitedOffsetRange(range, NO_RECORD_LIMIT, null);
   }

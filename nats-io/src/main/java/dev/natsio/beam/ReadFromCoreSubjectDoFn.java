@@ -2,17 +2,10 @@ package dev.natsio.beam;
 
 import io.nats.client.Message;
 import java.util.UUID;
-import org.apache.beam.sdk.coders.Coder;
-import org.apache.beam.sdk.coders.InstantCoder;
-import org.apache.beam.sdk.io.range.OffsetRange;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
-import org.apache.beam.sdk.transforms.splittabledofn.OffsetRangeTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
-import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimator;
-import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimators;
-import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Instant;
 
@@ -63,7 +56,7 @@ import org.joda.time.Instant;
  * receive time, up to the buffering delay), and the watermark is wall time. The output's stream is
  * null and its sequence 0.
  */
-abstract class ReadFromCoreSubjectDoFn extends DoFn<Integer, NatsMessage> {
+abstract class ReadFromCoreSubjectDoFn extends LiveReadDoFn<Integer> {
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
   private static final String METRICS_NAMESPACE = "NatsIO";
 
@@ -107,37 +100,7 @@ abstract class ReadFromCoreSubjectDoFn extends DoFn<Integer, NatsMessage> {
 
   @GetInitialRestriction
   public LimitedOffsetRange initialRestriction() {
-    return new LimitedOffsetRange(
-        new OffsetRange(0, Long.MAX_VALUE),
-        spec.getMaxNumRecords() == null ? LimitedOffsetRange.NO_RECORD_LIMIT : spec.getMaxNumRecords(),
-        spec.getMaxReadTime() == null ? null : Instant.now().plus(spec.getMaxReadTime()));
-  }
-
-  @NewTracker
-  public RestrictionTracker<LimitedOffsetRange, Long> newTracker(@Restriction LimitedOffsetRange restriction) {
-    return new LimitedOffsetRange.Tracker(restriction, new OffsetRangeTracker(restriction.getRange()), true);
-  }
-
-  @GetRestrictionCoder
-  public Coder<LimitedOffsetRange> restrictionCoder() {
-    return LimitedOffsetRange.Coder.of();
-  }
-
-  // ---- Watermark -------------------------------------------------------------------------------
-
-  @GetInitialWatermarkEstimatorState
-  public Instant initialWatermark(@Timestamp Instant elementTimestamp) {
-    return elementTimestamp;
-  }
-
-  @GetWatermarkEstimatorStateCoder
-  public Coder<Instant> watermarkStateCoder() {
-    return InstantCoder.of();
-  }
-
-  @NewWatermarkEstimator
-  public WatermarkEstimator<Instant> newWatermarkEstimator(@WatermarkEstimatorState Instant state) {
-    return new WatermarkEstimators.WallTime(state.isBefore(BoundedWindow.TIMESTAMP_MIN_VALUE) ? BoundedWindow.TIMESTAMP_MIN_VALUE : state);
+    return budgetOf(spec);
   }
 
   // ---- Reading ---------------------------------------------------------------------------------

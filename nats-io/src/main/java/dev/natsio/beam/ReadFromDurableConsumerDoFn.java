@@ -6,19 +6,12 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
-import org.apache.beam.sdk.coders.Coder;
-import org.apache.beam.sdk.coders.InstantCoder;
-import org.apache.beam.sdk.io.range.OffsetRange;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.StreamingOptions;
 import org.apache.beam.sdk.transforms.DoFn;
-import org.apache.beam.sdk.transforms.splittabledofn.OffsetRangeTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
-import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimator;
-import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimators;
-import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
@@ -65,7 +58,7 @@ import org.slf4j.LoggerFactory;
  * <p>Processing time: redeliveries arrive out of publish order, so publish-time timestamps would
  * fall behind the watermark. Each message's publish time stays in {@link NatsMessage#getTimestamp()}.
  */
-abstract class ReadFromDurableConsumerDoFn extends DoFn<byte[], NatsMessage> {
+abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
   private static final Logger LOG = LoggerFactory.getLogger(ReadFromDurableConsumerDoFn.class);
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
   private static final String METRICS_NAMESPACE = "NatsIO";
@@ -168,37 +161,7 @@ abstract class ReadFromDurableConsumerDoFn extends DoFn<byte[], NatsMessage> {
     } catch (java.io.IOException e) {
       throw new NatsIOException("JetStream is not available at " + configuration.displayServers() + ": " + e.getMessage(), e);
     }
-    return new LimitedOffsetRange(
-        new OffsetRange(0, Long.MAX_VALUE),
-        spec.getMaxNumRecords() == null ? LimitedOffsetRange.NO_RECORD_LIMIT : spec.getMaxNumRecords(),
-        spec.getMaxReadTime() == null ? null : Instant.now().plus(spec.getMaxReadTime()));
-  }
-
-  @NewTracker
-  public RestrictionTracker<LimitedOffsetRange, Long> newTracker(@Restriction LimitedOffsetRange restriction) {
-    return new LimitedOffsetRange.Tracker(restriction, new OffsetRangeTracker(restriction.getRange()), true);
-  }
-
-  @GetRestrictionCoder
-  public Coder<LimitedOffsetRange> restrictionCoder() {
-    return LimitedOffsetRange.Coder.of();
-  }
-
-  // ---- Watermark -------------------------------------------------------------------------------
-
-  @GetInitialWatermarkEstimatorState
-  public Instant initialWatermark(@Timestamp Instant elementTimestamp) {
-    return elementTimestamp;
-  }
-
-  @GetWatermarkEstimatorStateCoder
-  public Coder<Instant> watermarkStateCoder() {
-    return InstantCoder.of();
-  }
-
-  @NewWatermarkEstimator
-  public WatermarkEstimator<Instant> newWatermarkEstimator(@WatermarkEstimatorState Instant state) {
-    return new WatermarkEstimators.WallTime(state.isBefore(BoundedWindow.TIMESTAMP_MIN_VALUE) ? BoundedWindow.TIMESTAMP_MIN_VALUE : state);
+    return budgetOf(spec);
   }
 
   // ---- Reading ---------------------------------------------------------------------------------

@@ -154,10 +154,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       to = Long.MAX_VALUE;
     }
     OffsetRange range = new OffsetRange(from, Math.max(from, to));
-    return new LimitedOffsetRange(
-        range,
-        spec.getMaxNumRecords() == null ? LimitedOffsetRange.NO_RECORD_LIMIT : spec.getMaxNumRecords(),
-        spec.getMaxReadTime() == null ? null : Instant.now().plus(spec.getMaxReadTime()));
+    return LimitedOffsetRange.withLimits(range, spec.getMaxNumRecords(), spec.getMaxReadTime());
   }
 
   @SplitRestriction
