@@ -6,9 +6,11 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThan;
 import static org.hamcrest.Matchers.hasSize;
+import static org.hamcrest.Matchers.lessThanOrEqualTo;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.natsio.beam.testing.NatsTestServer;
+import dev.natsio.examples.flink.BackfillTotals;
 import dev.natsio.examples.flink.WindowedCounts;
 import dev.natsio.examples.flink.WorkQueueWorker;
 import io.nats.client.Connection;
@@ -100,19 +102,32 @@ public class FlinkClusterTest {
           "--natsUrl=" + server.url(), "--inputStream=live_in", "--outputSubject=live.out"));
       cluster.awaitJobRunning(job, JOB_TIMEOUT);
       awaitStoredAtLeast("live_out", 3);
-      cluster.awaitCompletedCheckpoints(job, 0, 2);
+      // A checkpoint taken after these windows were written holds a position past their messages.
+      long readBeforeCheckpoint = sumOfCounts(readAll("live_out"));
+      // (The next one may have been triggered before: the one after it was not.)
+      cluster.awaitCompletedCheckpoints(job, cluster.checkpoints(job).path("counts").path("completed").asLong(), 2);
 
+      long killedAt = System.nanoTime();
+      long publishedAtKill = traffic.published();
       cluster.killTaskManager(cluster.runningTaskManagers().get(0));
       FlinkTestCluster.await("the job to restore a checkpoint", JOB_TIMEOUT,
           () -> cluster.checkpoints(job).path("latest").path("restored").has("id"));
       cluster.awaitJobRunning(job, JOB_TIMEOUT);
+      long recoveryMillis = (System.nanoTime() - killedAt) / 1_000_000;
       long restoredCheckpoint = cluster.checkpoints(job).path("latest").path("restored").path("id").asLong();
       long published = traffic.published();
       FlinkTestCluster.await("traffic after the restart", JOB_TIMEOUT, () -> traffic.published() >= published + 400);
       traffic.stop();
 
       assertThat("restored from a checkpoint", restoredCheckpoint, greaterThan(0L));
-      assertWindowCountsExact("live_in", "live_out");
+      int windows = assertWindowCountsExact("live_in", "live_out");
+      // The restored read resumed at the checkpoint's position: it did not read the messages of
+      // the windows written before that checkpoint again (the message ids would hide it in the output).
+      long readAfterRestore = cluster.recordsSent(job, "Read/Read stream live_in");
+      assertThat("messages read after the restore", readAfterRestore, lessThanOrEqualTo(traffic.published() - readBeforeCheckpoint));
+      System.out.printf("kill test: %d messages, %d at the kill; running again from checkpoint %d %d ms after the kill; "
+          + "%d read after the restore; %d windows, each counted exactly%n",
+          traffic.published(), publishedAtKill, restoredCheckpoint, recoveryMillis, readAfterRestore, windows);
     }
   }
 
@@ -142,7 +157,21 @@ public class FlinkClusterTest {
       assertThat("the second job restored the savepoint: " + restored, restored.path("is_savepoint").asBoolean(), equalTo(true));
       // A window open at the stop is counted by both jobs: its count is exact only if the second
       // job read on from the first message the first job had not read.
-      assertWindowCountsExact("savepoint_in", "savepoint_out");
+      int windows = assertWindowCountsExact("savepoint_in", "savepoint_out");
+      // The two jobs' reads together read each message once.
+      long readByFirst = cluster.recordsSent(first, "Read/Read stream savepoint_in");
+      long total = traffic.published();
+      try {
+        FlinkTestCluster.await("the second job's read count to settle", Duration.ofSeconds(30),
+            () -> readByFirst + cluster.recordsSent(second, "Read/Read stream savepoint_in") == total);
+      } catch (AssertionError e) {
+        // The assertion below says by how much they differ.
+      }
+      assertThat("messages read by the first job", readByFirst, greaterThan(0L));
+      assertThat("messages read by both jobs", readByFirst + cluster.recordsSent(second, "Read/Read stream savepoint_in"), equalTo(total));
+      System.out.printf("savepoint test: %d messages, %d before the stop, %d published before the second job ran; "
+          + "%d read by the first job, the rest by the second; %d windows, each counted exactly%n",
+          total, publishedAtStop, published, readByFirst, windows);
     }
   }
 
@@ -155,7 +184,7 @@ public class FlinkClusterTest {
         publish(connection, subject.getKey(), subject.getValue().intValue());
       }
     }
-    String job = cluster.submit(dev.natsio.examples.flink.BackfillTotals.class.getName(),
+    String job = cluster.submit(BackfillTotals.class.getName(),
         "--streaming=false", "--parallelism=2", "--splitSize=1000",
         "--natsUrl=" + server.url(), "--inputStream=backfill_in", "--outputSubject=backfill.out");
     cluster.awaitJobState(job, "FINISHED", JOB_TIMEOUT);
@@ -168,6 +197,7 @@ public class FlinkClusterTest {
     assertThat(totals, equalTo(new TreeMap<>(expected)));
     FlinkTestCluster.await("per-TaskManager record counts", Duration.ofSeconds(30),
         () -> cluster.taskManagersThatReadRecords(job, "Read").size() == TASK_MANAGERS);
+    System.out.printf("backfill test: totals %s read on TaskManagers %s%n", totals, cluster.taskManagersThatReadRecords(job, "Read"));
   }
 
   @Test
@@ -203,6 +233,7 @@ public class FlinkClusterTest {
       }
       assertThat(uncheckedMessageCount(jsm, "work_out"), equalTo(total));
       assertThat(done, equalTo(LongStream.rangeClosed(1, total).boxed().collect(Collectors.toCollection(TreeSet::new))));
+      System.out.printf("work-queue test: %d items, %d results, queue empty%n", total, done.size());
     }
   }
 
@@ -229,7 +260,7 @@ public class FlinkClusterTest {
    * windows), each equal to the number of input messages published in that window: every message
    * counted once, no window missing or written twice.
    */
-  private static void assertWindowCountsExact(String input, String output) throws Exception {
+  private static int assertWindowCountsExact(String input, String output) throws Exception {
     Map<Long, Long> expected = new TreeMap<>();
     for (Message message : readAll(input)) {
       long millis = message.metaData().timestamp().toInstant().toEpochMilli();
@@ -250,6 +281,11 @@ public class FlinkClusterTest {
     }
     assertThat(written, equalTo(expected));
     assertThat("one result per window", results, hasSize(expected.size()));
+    return expected.size();
+  }
+
+  private static long sumOfCounts(List<Message> results) {
+    return results.stream().mapToLong(result -> Long.parseLong(new String(result.getData(), StandardCharsets.UTF_8))).sum();
   }
 
   /** Every message of a stream, in order, read with an ordered consumer. */

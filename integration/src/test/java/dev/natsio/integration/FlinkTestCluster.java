@@ -342,6 +342,21 @@ final class FlinkTestCluster implements AutoCloseable {
     return found;
   }
 
+  /**
+   * Records the job's vertices whose name contains {@code nameFragment} have sent downstream, summed
+   * over their running (or, for a finished job, final) subtask attempts: counts restart from zero
+   * when a job restarts. For a read chained up to a shuffle, the messages it read.
+   */
+  long recordsSent(String jobId, String nameFragment) {
+    long records = 0;
+    for (JsonNode vertex : get("/jobs/" + jobId).path("vertices")) {
+      if (vertex.path("name").asText().contains(nameFragment)) {
+        records += vertex.path("metrics").path("write-records").asLong();
+      }
+    }
+    return records;
+  }
+
   /** A GET on the REST API, as JSON. */
   JsonNode get(String path) {
     return send(HttpRequest.newBuilder(rest(path)).GET());
