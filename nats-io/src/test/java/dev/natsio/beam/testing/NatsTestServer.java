@@ -15,7 +15,6 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.Comparator;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -130,16 +129,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (process == null) {
       return;
     }
-    process.destroy();
-    try {
-      if (!process.waitFor(15, TimeUnit.SECONDS)) {
-        process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      process.destroyForcibly();
-    }
-    ManagedProcesses.unregister(process);
+    ManagedProcesses.stop(process);
     process = null;
   }
 
@@ -148,13 +138,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (process == null) {
       return;
     }
-    process.destroyForcibly();
-    try {
-      process.waitFor(10, TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-    ManagedProcesses.unregister(process);
+    ManagedProcesses.kill(process);
     process = null;
   }
 

@@ -1,4 +1,4 @@
-package dev.natsio.integration;
+package dev.natsio.beam.testing;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -24,7 +24,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
@@ -66,15 +65,10 @@ import java.util.stream.Stream;
  * natsio.flinkClusterLogs} and deletes the temporary directory; a shutdown hook kills whatever is
  * left if the test JVM ends first.
  */
-final class FlinkTestCluster implements AutoCloseable {
+public final class FlinkTestCluster implements AutoCloseable {
   private static final Duration START_TIMEOUT = Duration.ofSeconds(90);
   private static final Duration CLIENT_TIMEOUT = Duration.ofSeconds(180);
-  private static final Set<Process> LIVE = ConcurrentHashMap.newKeySet();
   private static final ObjectMapper JSON = new ObjectMapper();
-
-  static {
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> LIVE.forEach(Process::destroyForcibly), "flink-test-cluster-reaper"));
-  }
 
   private final int slotsPerTaskManager;
   private final Path workDir;
@@ -104,7 +98,7 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** Starts a JobManager and {@code taskManagers} TaskManagers and waits until all slots are registered. */
-  static FlinkTestCluster start(int taskManagers, int slotsPerTaskManager) {
+  public static FlinkTestCluster start(int taskManagers, int slotsPerTaskManager) {
     FlinkTestCluster cluster;
     try {
       cluster = new FlinkTestCluster(slotsPerTaskManager);
@@ -125,17 +119,17 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** The job jar the cluster's jobs are submitted from. */
-  Path jobJar() {
+  public Path jobJar() {
     return jobJar;
   }
 
   /** Where savepoints go unless a stop names another directory. */
-  Path savepointDir() {
+  public Path savepointDir() {
     return workDir.resolve("savepoints");
   }
 
   /** Starts one more TaskManager and returns its resource id (e.g. {@code tm-3}). */
-  synchronized String startTaskManager() {
+  public synchronized String startTaskManager() {
     String id = "tm-" + (++taskManagersStarted);
     Path dir = workDir.resolve(id);
     Map<String, String> conf = commonConfiguration();
@@ -163,22 +157,16 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** Kills a TaskManager's process with SIGKILL, as a lost machine would, and waits until it is gone. */
-  synchronized void killTaskManager(String id) {
+  public synchronized void killTaskManager(String id) {
     Process process = taskManagers.remove(id);
     if (process == null) {
       throw new IllegalArgumentException("No running TaskManager " + id + "; running: " + taskManagers.keySet());
     }
-    process.destroyForcibly();
-    try {
-      process.waitFor(10, TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-    LIVE.remove(process);
+    ManagedProcesses.kill(process);
   }
 
   /** Waits until exactly {@code count} TaskManagers are registered at the JobManager with all their slots. */
-  void awaitTaskManagers(int count) {
+  public void awaitTaskManagers(int count) {
     await("Flink to register " + count + " TaskManagers", START_TIMEOUT, () -> {
       JsonNode overview = get("/overview");
       return overview.path("taskmanagers").asInt() == count
@@ -187,12 +175,12 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** Waits until {@code count} slots are free: jobs that ended have handed theirs back. */
-  void awaitFreeSlots(int count) {
+  public void awaitFreeSlots(int count) {
     await(count + " free slots", START_TIMEOUT, () -> get("/overview").path("slots-available").asInt() >= count);
   }
 
   /** The ids of the TaskManagers this harness started that are still running. */
-  synchronized List<String> runningTaskManagers() {
+  public synchronized List<String> runningTaskManagers() {
     return new ArrayList<>(taskManagers.keySet());
   }
 
@@ -201,7 +189,7 @@ final class FlinkTestCluster implements AutoCloseable {
    * to this cluster detached, waits for the client to exit and returns the id of the job it
    * submitted.
    */
-  String submit(String mainClass, String... args) {
+  public String submit(String mainClass, String... args) {
     Set<String> before = jobIds();
     int client;
     synchronized (this) {
@@ -215,7 +203,7 @@ final class FlinkTestCluster implements AutoCloseable {
     command.addAll(List.of(args));
     try {
       Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-      LIVE.add(process);
+      ManagedProcesses.register(process);
       try {
         if (!process.waitFor(CLIENT_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
           process.destroyForcibly();
@@ -225,7 +213,7 @@ final class FlinkTestCluster implements AutoCloseable {
           throw new IllegalStateException("The client submitting " + mainClass + " exited with " + process.exitValue() + ":\n" + tail(log));
         }
       } finally {
-        LIVE.remove(process);
+        ManagedProcesses.unregister(process);
       }
     } catch (IOException e) {
       throw new UncheckedIOException("Could not start a client JVM", e);
@@ -244,12 +232,12 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** A job's state: RUNNING, RESTARTING, FINISHED, CANCELED, FAILED, ... */
-  String jobState(String jobId) {
+  public String jobState(String jobId) {
     return get("/jobs/" + jobId).path("state").asText();
   }
 
   /** Waits until the job is in {@code state}; fails at once if it failed instead. */
-  void awaitJobState(String jobId, String state, Duration timeout) {
+  public void awaitJobState(String jobId, String state, Duration timeout) {
     await("job " + jobId + " to be " + state, timeout, () -> {
       String now = jobState(jobId);
       if ("FAILED".equals(now) && !"FAILED".equals(state)) {
@@ -260,7 +248,7 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** Waits until the job is RUNNING with every subtask running (not only scheduled). */
-  void awaitJobRunning(String jobId, Duration timeout) {
+  public void awaitJobRunning(String jobId, Duration timeout) {
     await("job " + jobId + " to run all its tasks", timeout, () -> {
       JsonNode job = get("/jobs/" + jobId);
       if ("FAILED".equals(job.path("state").asText())) {
@@ -279,18 +267,18 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** The job's checkpoint statistics ({@code counts}, {@code latest.completed}, {@code latest.restored}). */
-  JsonNode checkpoints(String jobId) {
+  public JsonNode checkpoints(String jobId) {
     return get("/jobs/" + jobId + "/checkpoints");
   }
 
   /** Waits until the job has completed {@code count} more checkpoints than {@code after}. */
-  void awaitCompletedCheckpoints(String jobId, long after, long count) {
+  public void awaitCompletedCheckpoints(String jobId, long after, long count) {
     await(count + " more completed checkpoints of job " + jobId, START_TIMEOUT,
         () -> checkpoints(jobId).path("counts").path("completed").asLong() >= after + count);
   }
 
   /** Stops the job with a savepoint (no drain: windows are not closed early) and returns its location. */
-  String stopWithSavepoint(String jobId) {
+  public String stopWithSavepoint(String jobId) {
     String body = "{\"targetDirectory\":\"" + savepointDir().toUri() + "\",\"drain\":false}";
     String trigger = send(HttpRequest.newBuilder(rest("/jobs/" + jobId + "/stop"))
         .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body))).path("request-id").asText();
@@ -307,7 +295,7 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** Cancels the job and waits until it is CANCELED. */
-  void cancel(String jobId) {
+  public void cancel(String jobId) {
     String state = jobState(jobId);
     if (state.equals("FINISHED") || state.equals("CANCELED") || state.equals("FAILED")) {
       return;
@@ -317,7 +305,7 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** Cancels every job that is not finished yet. */
-  void cancelAll() {
+  public void cancelAll() {
     for (JsonNode job : get("/jobs").path("jobs")) {
       cancel(job.path("id").asText());
     }
@@ -327,7 +315,7 @@ final class FlinkTestCluster implements AutoCloseable {
    * For each vertex (task chain) of the job whose name contains {@code nameFragment}: the resource
    * ids of the TaskManagers where its subtasks read at least one record.
    */
-  Set<String> taskManagersThatReadRecords(String jobId, String nameFragment) {
+  public Set<String> taskManagersThatReadRecords(String jobId, String nameFragment) {
     Set<String> found = new HashSet<>();
     for (JsonNode vertex : get("/jobs/" + jobId).path("vertices")) {
       if (!vertex.path("name").asText().contains(nameFragment)) {
@@ -347,7 +335,7 @@ final class FlinkTestCluster implements AutoCloseable {
    * over their running (or, for a finished job, final) subtask attempts: counts restart from zero
    * when a job restarts. For a read chained up to a shuffle, the messages it read.
    */
-  long recordsSent(String jobId, String nameFragment) {
+  public long recordsSent(String jobId, String nameFragment) {
     long records = 0;
     for (JsonNode vertex : get("/jobs/" + jobId).path("vertices")) {
       if (vertex.path("name").asText().contains(nameFragment)) {
@@ -357,8 +345,26 @@ final class FlinkTestCluster implements AutoCloseable {
     return records;
   }
 
+  /**
+   * {@link #recordsSent} once it has stopped changing for three seconds: the REST API answers from
+   * a cache it refreshes after each request, so a single answer can be old.
+   */
+  public long settledRecordsSent(String jobId, String nameFragment) {
+    long[] last = {-1};
+    long[] since = {System.nanoTime()};
+    await("the record count of " + nameFragment + " to settle", Duration.ofSeconds(60), () -> {
+      long now = recordsSent(jobId, nameFragment);
+      if (now != last[0]) {
+        last[0] = now;
+        since[0] = System.nanoTime();
+      }
+      return System.nanoTime() - since[0] >= Duration.ofSeconds(3).toNanos();
+    });
+    return last[0];
+  }
+
   /** A GET on the REST API, as JSON. */
-  JsonNode get(String path) {
+  public JsonNode get(String path) {
     return send(HttpRequest.newBuilder(rest(path)).GET());
   }
 
@@ -372,21 +378,11 @@ final class FlinkTestCluster implements AutoCloseable {
     for (Process process : all) {
       process.destroy();
     }
-    for (Process process : all) {
-      try {
-        if (!process.waitFor(15, TimeUnit.SECONDS)) {
-          process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-        }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        process.destroyForcibly();
-      }
-      LIVE.remove(process);
-    }
+    all.forEach(ManagedProcesses::stop);
     taskManagers.clear();
     jobManager = null;
     copyLogs();
-    deleteRecursively(workDir);
+    NatsTestServer.deleteRecursively(workDir);
   }
 
   private void startJobManager() {
@@ -451,7 +447,7 @@ final class FlinkTestCluster implements AutoCloseable {
           .redirectErrorStream(true)
           .redirectOutput(workDir.resolve(name + ".log").toFile())
           .start();
-      LIVE.add(process);
+      ManagedProcesses.register(process);
       return process;
     } catch (IOException e) {
       throw new UncheckedIOException("Could not start Flink's " + name, e);
@@ -487,7 +483,7 @@ final class FlinkTestCluster implements AutoCloseable {
   }
 
   /** Polls {@code condition} every 200 ms until it holds; fails naming {@code what} after {@code timeout}. */
-  static void await(String what, Duration timeout, BooleanSupplier condition) {
+  public static void await(String what, Duration timeout, BooleanSupplier condition) {
     long deadline = System.nanoTime() + timeout.toNanos();
     RuntimeException last = null;
     while (System.nanoTime() < deadline) {
@@ -550,11 +546,4 @@ final class FlinkTestCluster implements AutoCloseable {
     return value;
   }
 
-  private static void deleteRecursively(Path dir) {
-    try (Stream<Path> walk = Files.walk(dir)) {
-      walk.sorted(Comparator.reverseOrder()).map(Path::toFile).forEach(File::delete);
-    } catch (IOException e) {
-      // A leftover temporary directory is not worth failing a test for.
-    }
-  }
 }
