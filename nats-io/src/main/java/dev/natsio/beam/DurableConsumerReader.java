@@ -94,15 +94,27 @@ final class DurableConsumerReader implements ParkedReaders.Reader {
     return info;
   }
 
-  /** Starts pulling from {@code consumer}; the consumer must exist ({@link #bind}). */
-  static DurableConsumerReader open(NatsIO.ConnectionConfiguration configuration, String stream, String consumer, int batchSize) {
+  /**
+   * Starts pulling from {@code consumer}; the consumer must exist ({@link #bind}). Pulls up to
+   * {@code batchSize} messages ahead; with a rate limit, at most half an ack wait's worth, since a
+   * pulled message's ack wait runs while it waits in the client's buffer, before it can be kept
+   * alive ({@link PendingAcks}).
+   */
+  static DurableConsumerReader open(
+      NatsIO.ConnectionConfiguration configuration, String stream, String consumer, int batchSize,
+      @Nullable Double maxMessagesPerSecond) {
     NatsConnections.Lease lease = NatsConnections.acquire(configuration);
     try {
       ConsumerContext context = lease.connection().getConsumerContext(stream, consumer, configuration.jetStreamOptions());
-      Duration ackWait = context.getCachedConsumerInfo().getConsumerConfiguration().getAckWait();
+      Duration configured = context.getCachedConsumerInfo().getConsumerConfiguration().getAckWait();
+      Duration ackWait = configured == null ? Duration.ofSeconds(30) : configured;
+      int pullAhead = batchSize;
+      if (maxMessagesPerSecond != null) {
+        pullAhead = (int) Math.min(batchSize, Math.max(1, (long) (maxMessagesPerSecond * ackWait.toMillis() / 2_000.0)));
+      }
       IterableConsumer messages =
-          context.iterate(ConsumeOptions.builder().batchSize(batchSize).expiresIn(PULL_EXPIRY.toMillis()).build());
-      return new DurableConsumerReader(lease, stream, consumer, messages, ackWait == null ? Duration.ofSeconds(30) : ackWait);
+          context.iterate(ConsumeOptions.builder().batchSize(pullAhead).expiresIn(PULL_EXPIRY.toMillis()).build());
+      return new DurableConsumerReader(lease, stream, consumer, messages, ackWait);
     } catch (JetStreamApiException | IOException | RuntimeException e) {
       lease.close();
       throw new NatsIOException(

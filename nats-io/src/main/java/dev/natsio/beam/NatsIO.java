@@ -999,6 +999,8 @@ public final class NatsIO {
         }
         return input
             .apply("Impulse", Impulse.create())
+            .apply("Pullers", ParDo.of(new ReadFromCoreSubjectDoFn.ReaderIndexes(
+                ReadFromDurableConsumerDoFn.pullers(input.getPipeline().getOptions()))))
             .apply("Read stream " + getStream() + " through consumer " + getConsumerName(),
                 ParDo.of(ReadFromDurableConsumerDoFn.create(this)))
             .setCoder(NatsMessageCoder.of());
