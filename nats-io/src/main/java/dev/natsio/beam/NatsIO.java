@@ -1041,34 +1041,12 @@ public final class NatsIO {
         validateDurableRead();
         return;
       }
-      if (getStartSequence() != null && getStartTime() != null) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() has both withStartSequence and withStartTime: keep one of them.");
-      }
-      if (getStartSequence() != null && getStartSequence() < 1) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStartSequence(" + getStartSequence() + "): stream sequences start at 1.");
-      }
-      int stops = (getStopSequence() != null ? 1 : 0) + (getStopTime() != null ? 1 : 0) + (getStopAtEndOfStream() ? 1 : 0);
-      if (stops > 1) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() has more than one stop (withStopSequence, withStopTime, withStopAtEndOfStream): keep one of them.");
-      }
-      if (getStopSequence() != null && getStopSequence() <= (getStartSequence() == null ? 1 : getStartSequence())) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStopSequence(" + getStopSequence() + ") is not after the start sequence "
-                + (getStartSequence() == null ? 1 : getStartSequence())
-                + "; the stop is exclusive, so it must be greater than the start.");
-      }
-      if (getStopTime() != null && getStartTime() != null && !getStopTime().isAfter(getStartTime())) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStopTime(" + getStopTime() + ") is not after withStartTime(" + getStartTime() + ").");
-      }
-      for (String filter : getFilterSubjects()) {
-        if (filter == null || filter.isBlank()) {
-          throw new IllegalArgumentException("NatsIO.read() withFilterSubjects has an empty subject.");
-        }
-      }
+      refuseSettingsOfOtherModes(
+          "a position-tracked stream read (withStream without withConsumer)",
+          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null);
+      NatsSourceDescriptor.validatePositions(
+          "NatsIO.read()", getStream(), getFilterSubjects(), getStartSequence(), getStartTime(), getStopSequence(), getStopTime(),
+          getStopAtEndOfStream());
       validateTuning(getSplitSize(), getBatchSize());
     }
 
@@ -1092,6 +1070,16 @@ public final class NatsIO {
             "NatsIO.read() withSubject always uses processing time (Core messages carry no publish time): "
                 + "drop withProcessingTime / withTimestampFn, and assign event times downstream if needed.");
       }
+      if (getConsumerName() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() has both withSubject and withConsumer: a durable consumer reads a JetStream stream. Use "
+                + "withStream(\"name\").withConsumer(\"" + getConsumerName() + "\"), or drop withConsumer.");
+      }
+      refuseSettingsOfOtherModes(
+          "a Core subject read (withSubject)",
+          !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
+          getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
+          getBatchSize() != DEFAULT_BATCH_SIZE ? "withBatchSize (stream and durable-consumer reads)" : null);
       if (getMaxBufferedMessages() < 1) {
         throw new IllegalArgumentException("NatsIO.read() withMaxBufferedMessages(" + getMaxBufferedMessages() + ") must be at least 1.");
       }
@@ -1121,7 +1109,30 @@ public final class NatsIO {
             "NatsIO.read() withConsumer uses processing time: redeliveries arrive out of order, so event-time timestamps "
                 + "could fall behind the watermark. Drop withTimestampFn and assign event times downstream if needed.");
       }
+      refuseSettingsOfOtherModes(
+          "a durable-consumer read (withConsumer)",
+          !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
+          getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
+          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null);
       validateTuning(getSplitSize(), getBatchSize());
+    }
+
+    /**
+     * Refuses settings that the chosen read mode would ignore; each non-null entry names a setting
+     * and, in parentheses, the reads it belongs to.
+     */
+    private static void refuseSettingsOfOtherModes(String mode, @Nullable String... settings) {
+      List<String> ignored = new ArrayList<>();
+      for (String setting : settings) {
+        if (setting != null) {
+          ignored.add(setting);
+        }
+      }
+      if (!ignored.isEmpty()) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() is " + mode + ", which does not use " + String.join(", ", ignored)
+                + ": drop " + (ignored.size() == 1 ? "it" : "them") + ", or configure the read that setting belongs to.");
+      }
     }
 
     NatsSourceDescriptor toDescriptor() {
@@ -1581,6 +1592,7 @@ public final class NatsIO {
         throw new IllegalArgumentException(
             "NatsIO.write() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
+      getConnectionConfiguration().validate();
       if (getSubject() != null && getSubjectFn() != null) {
         throw new IllegalArgumentException(
             "NatsIO.write() has both withSubject and withSubjectFn: keep one of them.");
