@@ -18,7 +18,6 @@ import io.nats.client.api.RetentionPolicy;
 import io.nats.client.api.StorageType;
 import io.nats.client.api.StreamConfiguration;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
 import java.util.UUID;
@@ -90,8 +89,9 @@ public class FlinkDurableConsumerTest {
         }
         awaitEmpty(jsm, "slow");
 
-        List<Long> processed = CollectingSink.collected(id);
+        // Acks follow the read's commit, not the downstream steps': wait for those too.
         int count = perSecond * seconds;
+        List<Long> processed = CollectingSink.<Long>await(id, seen -> new TreeSet<>(seen).size() >= count, 60_000);
         assertThat(new TreeSet<>(processed), equalTo(LongStream.rangeClosed(1, count).boxed().collect(Collectors.toCollection(TreeSet::new))));
         assertThat("messages processed more than once", processed.size() - count, equalTo(0));
         // Also the deliveries still on their way when the last ack emptied the stream.
@@ -107,7 +107,6 @@ public class FlinkDurableConsumerTest {
     int count = 20_000;
     String id = "two-pullers-" + UUID.randomUUID();
     try (Connection connection = SERVER.connect()) {
-      JetStreamManagement jsm = connection.jetStreamManagement();
       createWorkQueue(connection, "shared", Duration.ofSeconds(30));
       publish(connection, "shared.item", count);
     }
@@ -120,39 +119,16 @@ public class FlinkDurableConsumerTest {
       JetStreamManagement jsm = connection.jetStreamManagement();
       awaitEmpty(jsm, "shared");
 
-      List<Long> processed = CollectingSink.collected(id);
+      List<Long> processed = CollectingSink.<Long>await(id, seen -> new TreeSet<>(seen).size() >= count, 60_000);
       assertThat(new TreeSet<>(processed), equalTo(LongStream.rangeClosed(1, count).boxed().collect(Collectors.toCollection(TreeSet::new))));
       assertThat("messages processed more than once", processed.size() - count, equalTo(0));
       assertThat("redeliveries by the server", deliveries(jsm, "shared") - count, equalTo(0L));
-      List<Long> perPuller = pullerDeliveries();
+      List<Long> perPuller = SERVER.inboxDeliveries(CONNECTION_NAME);
       assertThat("inbox subscriptions (pullers, request inbox): " + perPuller, perPuller.size(), greaterThanOrEqualTo(3));
       // Both took a share, beyond the few status messages (heartbeats) an idle puller gets.
       assertThat("both pullers delivered messages: " + perPuller, perPuller.get(perPuller.size() - 2), greaterThan(count / 100L));
     } finally {
       result.cancel();
     }
-  }
-
-  /**
-   * Messages the server delivered to each inbox subscription of the read's connection, smallest
-   * first, from its monitoring API: the pullers' inboxes and the request inbox.
-   */
-  private static List<Long> pullerDeliveries() throws Exception {
-    com.fasterxml.jackson.databind.JsonNode connz =
-        new com.fasterxml.jackson.databind.ObjectMapper().readTree(SERVER.monitoring("/connz?subs=detail&limit=1024"));
-    List<Long> deliveries = new ArrayList<>();
-    for (com.fasterxml.jackson.databind.JsonNode connection : connz.path("connections")) {
-      if (!CONNECTION_NAME.equals(connection.path("name").asText())) {
-        continue;
-      }
-      for (com.fasterxml.jackson.databind.JsonNode sub : connection.path("subscriptions_list_detail")) {
-        // Each puller's pull subscription, and the connection's request inbox (a few API replies).
-        if (sub.path("subject").asText().startsWith("_INBOX.")) {
-          deliveries.add(sub.path("msgs").asLong());
-        }
-      }
-    }
-    deliveries.sort(null);
-    return deliveries;
   }
 }

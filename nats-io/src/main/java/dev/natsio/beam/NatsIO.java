@@ -999,8 +999,9 @@ public final class NatsIO {
         }
         return input
             .apply("Impulse", Impulse.create())
+            // A record or time limit applies to the whole read, so a limited read has one puller.
             .apply("Pullers", ParDo.of(new ReadFromCoreSubjectDoFn.ReaderIndexes(
-                ReadFromDurableConsumerDoFn.pullers(input.getPipeline().getOptions()))))
+                hasLimits() ? 1 : ReadFromDurableConsumerDoFn.pullers(input.getPipeline().getOptions()))))
             .apply("Read stream " + getStream() + " through consumer " + getConsumerName(),
                 ParDo.of(ReadFromDurableConsumerDoFn.create(this)))
             .setCoder(NatsMessageCoder.of());
