@@ -916,9 +916,11 @@ public final class NatsIO {
      * NatsIO/messagesRedelivered} metric.
      *
      * <p>Needs a runner that finalizes bundles: the Direct runner, Flink in streaming mode with
-     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Set the consumer's ack
-     * wait above the time from read to commit (Flink: the checkpoint interval) and its max ack pending
-     * above the messages read between commits. Elements carry processing-time timestamps (the
+     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Messages waiting for
+     * their commit are kept alive with in-progress acks, so the ack wait may be shorter than the time
+     * from read to commit (Flink: the checkpoint interval); set the consumer's max ack pending above
+     * the messages read between commits. The read uses as many pullers on the consumer as the job's
+     * parallelism (one when it has a record or time limit). Elements carry processing-time timestamps (the
      * publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and filter options
      * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
      */

@@ -135,12 +135,12 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
     if (bounded && !streaming) {
       return "NatsIO's durable-consumer read acknowledges messages through bundle finalization, which the Flink runner "
           + "does not support in batch mode, so nothing would ever be acknowledged. Run it in streaming mode with "
-          + "checkpointing: --streaming=true --checkpointingInterval=10000 (milliseconds, shorter than the consumer's ack wait).";
+          + "checkpointing: --streaming=true --checkpointingInterval=10000 (milliseconds).";
     }
     if (!checkpointing) {
       return "NatsIO's durable-consumer read acknowledges messages when the runner commits them; the Flink runner does that "
           + "only when a checkpoint completes, and checkpointing is off, so nothing would ever be acknowledged. Enable it: "
-          + "--checkpointingInterval=10000 (milliseconds, shorter than the consumer's ack wait).";
+          + "--checkpointingInterval=10000 (milliseconds).";
     }
     return null;
   }
