@@ -99,12 +99,19 @@ public class NatsIODurableConsumerReadTest {
     return messages;
   }
 
-  /** A live read on the Direct runner that returns from run() at once, with {@code pullers} target parallelism. */
-  private static Pipeline liveDirectPipeline(int pullers) {
+  /**
+   * Starts {@code read} live on the Direct runner at target parallelism 2, collecting the
+   * sequences it outputs under the returned id; the test's end cancels it.
+   */
+  private String collectLive(NatsIO.Read read) {
     DirectOptions options = PipelineOptionsFactory.create().as(DirectOptions.class);
     options.setBlockOnRun(false);
-    options.setTargetParallelism(pullers);
-    return Pipeline.create(options);
+    options.setTargetParallelism(2);
+    Pipeline live = Pipeline.create(options);
+    String id = "live-" + UUID.randomUUID();
+    live.apply(read).apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence)).apply(CollectingSink.into(id));
+    running = live.run();
+    return id;
   }
 
   private static NatsIO.Read namedRead(String stream, String connectionName) {
@@ -131,12 +138,7 @@ public class NatsIODurableConsumerReadTest {
   public void messagesWaitingLongerThanTheAckWaitForTheirCommitAreDeliveredOnce() throws Exception {
     createWorkQueue("trickle");
     jsm.addOrUpdateConsumer("trickle", ConsumerConfiguration.builder().durable("tricklers").ackWait(Duration.ofSeconds(1)).build());
-    String id = "trickle-" + UUID.randomUUID();
-    Pipeline live = liveDirectPipeline(2);
-    live.apply(namedRead("trickle", "trickle").withConsumer("tricklers"))
-        .apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence))
-        .apply(CollectingSink.into(id));
-    running = live.run();
+    String id = collectLive(namedRead("trickle", "trickle").withConsumer("tricklers"));
     // A trickle, so that the Direct runner's bundles last their full second (it commits after 100
     // outputs or 1 s) and the first messages of each wait longer than the ack wait for the commit.
     int perSecond = 40;
@@ -161,12 +163,7 @@ public class NatsIODurableConsumerReadTest {
     int count = 5_000;
     publish(connection, "drain.x", count);
     jsm.addOrUpdateConsumer("drain", ConsumerConfiguration.builder().durable("drainers").maxAckPending(10_000).build());
-    String id = "drain-" + UUID.randomUUID();
-    Pipeline live = liveDirectPipeline(2);
-    live.apply(namedRead("drain", "drain-pullers").withConsumer("drainers"))
-        .apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence))
-        .apply(CollectingSink.into(id));
-    running = live.run();
+    String id = collectLive(namedRead("drain", "drain-pullers").withConsumer("drainers"));
 
     assertThat(awaitStreamMessages("drain", 0), equalTo(0L));
     assertEachOnce(id, count);
