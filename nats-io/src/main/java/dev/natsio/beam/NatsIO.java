@@ -836,17 +836,25 @@ public final class NatsIO {
     /**
      * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s). It
      * covers clock skew between workers and servers: larger is safer, smaller closes windows sooner.
+     * Stream reads only: Core subject and durable-consumer reads, whose watermark is wall time,
+     * refuse it.
      */
     public Read withIdleWatermarkDelay(Duration idleWatermarkDelay) {
       return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
     }
 
-    /** A bounded range is split up front into pieces of this many sequences (default 100,000). */
+    /**
+     * A bounded range is split up front into pieces of this many sequences (default 100,000).
+     * Stream reads only: Core subject and durable-consumer reads refuse it.
+     */
     public Read withSplitSize(long splitSize) {
       return toBuilder().setSplitSize(splitSize).build();
     }
 
-    /** How many messages each reader pulls ahead of processing (default 1,000). */
+    /**
+     * How many messages each reader pulls ahead of processing (default 1,000). Stream and
+     * durable-consumer reads; a Core subject read refuses it (see {@link #withMaxBufferedMessages}).
+     */
     public Read withBatchSize(int batchSize) {
       return toBuilder().setBatchSize(batchSize).build();
     }
@@ -920,9 +928,9 @@ public final class NatsIO {
      * their commit are kept alive with in-progress acks, so the ack wait may be shorter than the time
      * from read to commit (Flink: the checkpoint interval); set the consumer's max ack pending above
      * the messages read between commits. The read uses as many pullers on the consumer as the job's
-     * parallelism (one when it has a record or time limit). Elements carry processing-time timestamps (the
-     * publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and filter options
-     * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     * parallelism (one when it has a record or time limit). Elements carry processing-time
+     * timestamps (the publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and
+     * filter options belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
      */
     public Read withConsumer(String consumerName) {
       return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();

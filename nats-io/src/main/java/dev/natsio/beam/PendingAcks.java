@@ -136,9 +136,9 @@ final class PendingAcks {
    * and counted, and the messages come back after the ack wait.
    */
   void ack(Batch batch) {
-    if (!pending.remove(batch)) {
-      return; // Already given up on (kept alive too long) or closed: the server redelivers or has.
-    }
+    // Also when the keep-alive gave up on the batch or closed it: the runner committed it, so an ack
+    // can only spare a redelivery.
+    pending.remove(batch);
     List<String> replyTos = batch.replyTos();
     if (send(replyTos, ACK, true)) {
       ACKED.addAndGet(replyTos.size());

@@ -24,16 +24,15 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The element is a puller's index: the read emits as many as the job's parallelism ({@link
  * #pullers}; one when the read has a record or time limit, which applies to the whole read), and
- * the runner spreads them over its workers like any other elements. Each pulls from
- * the same consumer, which hands each message to one of them, and acknowledges its own messages.
+ * the runner spreads them over its workers like any other elements. Each pulls from the same
+ * consumer, which hands each message to one of them, and acknowledges its own messages.
  *
  * <h3>Initial restriction</h3>
  *
  * <p>Binds to the consumer (creating or updating it from {@code withConsumerConfiguration}), and
  * refuses push consumers and any ack policy but explicit. The restriction is a {@link
  * LimitedOffsetRange} over {@code [0, Long.MAX_VALUE)} of message counts with the read's record and
- * time budget: the server, not the restriction, keeps the position (the consumer's ack
- * floor).
+ * time budget: the server, not the restriction, keeps the position (the consumer's ack floor).
  *
  * <h3>Splitting</h3>
  *
