@@ -3,6 +3,7 @@ package dev.natsio.beam;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -77,20 +78,41 @@ final class PendingAcks {
   private final Set<Batch> pending = ConcurrentHashMap.newKeySet();
   private final ScheduledFuture<?> keepAlive;
 
-  /** The messages one bundle output, waiting for its commit. */
+  /**
+   * Messages kept alive together: the ones a bundle output, waiting for its commit, or the ones a
+   * puller fetched and not yet output. Stamped with the earliest delivery among them and the
+   * earliest time the server last heard about one of them, since those decide when the oldest
+   * would expire.
+   */
   static final class Batch {
-    private final List<String> replyTos = new ArrayList<>();
+    private final Set<String> replyTos = new LinkedHashSet<>();
     private long deliveredNanos;
     private long touchedNanos;
-    private Instant delivered = Instant.now();
 
-    synchronized void add(String replyTo) {
-      if (replyTos.isEmpty()) {
-        deliveredNanos = System.nanoTime();
-        touchedNanos = deliveredNanos;
-        delivered = Instant.now();
+    /** Adds a message delivered (fetched) now. */
+    void add(String replyTo) {
+      add(replyTo, System.nanoTime());
+    }
+
+    /** Adds a message the server last heard about at {@code touchedNanos} ({@link System#nanoTime()}). */
+    synchronized void add(String replyTo, long touchedNanos) {
+      if (replyTos.isEmpty() || touchedNanos - this.touchedNanos < 0) {
+        this.touchedNanos = touchedNanos;
+      }
+      if (replyTos.isEmpty() || touchedNanos - deliveredNanos < 0) {
+        deliveredNanos = touchedNanos;
       }
       replyTos.add(replyTo);
+    }
+
+    /** Takes a message out (it moves to another batch, or was returned). */
+    synchronized void remove(String replyTo) {
+      replyTos.remove(replyTo);
+    }
+
+    /** When the server last heard about the batch's oldest message, as {@link System#nanoTime()}. */
+    synchronized long touchedNanos() {
+      return touchedNanos;
     }
 
     synchronized boolean isEmpty() {
@@ -103,7 +125,8 @@ final class PendingAcks {
 
     /** Until when the batch is kept alive: {@link #KEEP_ALIVE_LIMIT} after its first message's delivery. */
     synchronized Instant expiry() {
-      return delivered.plus(org.joda.time.Duration.millis(KEEP_ALIVE_LIMIT.toMillis()));
+      long left = deliveredNanos + KEEP_ALIVE_LIMIT.toNanos() - System.nanoTime();
+      return Instant.now().plus(org.joda.time.Duration.millis(Math.max(0, left / 1_000_000)));
     }
 
     synchronized List<String> replyTos() {

@@ -208,8 +208,7 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
     String key = readId + "/" + puller;
     DurableConsumerReader reader = DurableConsumerReader.PARKED.take(key);
     if (reader == null) {
-      reader = DurableConsumerReader.open(spec.getConnectionConfiguration(), spec.getStream(), spec.consumerName(), spec.getBatchSize(),
-          spec.getMaxMessagesPerSecond());
+      reader = DurableConsumerReader.open(spec.getConnectionConfiguration(), spec.getStream(), spec.consumerName(), spec.getBatchSize());
     }
     PendingAcks acks = pendingAcks(reader.ackWait());
     PendingAcks.Batch batch = acks.open();
@@ -238,7 +237,7 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
         }
         position++;
         // Kept alive from now until the bundle's commit acknowledges it.
-        batch.add(message.getReplyTo());
+        batch.add(message.getReplyTo(), reader.handOver(message));
         NatsJetStreamMetaData meta = message.metaData();
         byte[] payload = message.getData() == null ? new byte[0] : message.getData();
         NatsMessage output =
