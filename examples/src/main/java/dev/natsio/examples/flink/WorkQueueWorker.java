@@ -23,13 +23,14 @@ import org.apache.beam.sdk.values.TypeDescriptor;
  *   --runner=FlinkRunner --flinkMaster=jobmanager:8081 --filesToStage=natsio-examples-VERSION-job.jar \
  *   --streaming=true --attachedMode=false --parallelism=2 \
  *   --checkpointingInterval=10000 --numberOfExecutionRetries=100 --executionRetryDelay=2000 \
- *   --natsUrl=nats://nats:4222 --inputStream=JOBS --consumer=workers --ackWaitSeconds=60 \
+ *   --natsUrl=nats://nats:4222 --inputStream=JOBS --consumer=workers --ackWaitSeconds=30 \
  *   --outputSubject=jobs.done
  * }</pre>
  *
- * <p>Set the ack wait well above the checkpoint interval: an item not acknowledged in time is
- * delivered again. Each result has the item's payload and its source sequence in the {@value
- * #SOURCE_SEQUENCE} header.
+ * <p>NatsIO keeps items that wait for a checkpoint alive with in-progress acks, so the ack wait
+ * need not exceed the checkpoint interval; it is how long an item held by a lost TaskManager
+ * waits before it is delivered again. The read uses as many pullers as the job's parallelism. Each
+ * result has the item's payload and its source sequence in the {@value #SOURCE_SEQUENCE} header.
  */
 public final class WorkQueueWorker {
   /** The header holding the work item's sequence in the input stream. */
@@ -45,9 +46,9 @@ public final class WorkQueueWorker {
     /** Sets {@link #getConsumer()}. */
     void setConsumer(String consumer);
 
-    /** The consumer's ack wait: above the checkpoint interval. */
-    @Description("The consumer's ack wait in seconds; keep it above the checkpoint interval")
-    @Default.Long(60)
+    /** The consumer's ack wait: how long an item held by a lost worker waits before redelivery. */
+    @Description("The consumer's ack wait in seconds: how long an item held by a lost worker waits before redelivery")
+    @Default.Long(30)
     long getAckWaitSeconds();
 
     /** Sets {@link #getAckWaitSeconds()}. */
