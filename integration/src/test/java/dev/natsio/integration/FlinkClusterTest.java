@@ -142,6 +142,10 @@ public class FlinkClusterTest {
       String first = cluster.submit(WindowedCounts.class.getName(), args);
       cluster.awaitJobRunning(first, JOB_TIMEOUT);
       awaitStoredAtLeast("savepoint_out", 3);
+      // The read has one split: Beam's Flink source ends the subtask without one soon after the
+      // start, and a stop with savepoint taken while it ends fails ("Task local checkpoint failure").
+      FlinkTestCluster.await("the read's subtask without a split to finish", JOB_TIMEOUT,
+          () -> cluster.finishedSubtasks(first, "Read/Read stream savepoint_in") == 1);
 
       String savepoint = cluster.stopWithSavepoint(first);
       cluster.awaitJobState(first, "FINISHED", JOB_TIMEOUT);

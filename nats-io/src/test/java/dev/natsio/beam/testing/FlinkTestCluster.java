@@ -345,6 +345,17 @@ public final class FlinkTestCluster implements AutoCloseable {
     return records;
   }
 
+  /** Subtasks of the job's vertices whose name contains {@code nameFragment} that have finished. */
+  public int finishedSubtasks(String jobId, String nameFragment) {
+    int finished = 0;
+    for (JsonNode vertex : get("/jobs/" + jobId).path("vertices")) {
+      if (vertex.path("name").asText().contains(nameFragment)) {
+        finished += vertex.path("tasks").path("FINISHED").asInt();
+      }
+    }
+    return finished;
+  }
+
   /**
    * {@link #recordsSent} once it has stopped changing for three seconds: the REST API answers from
    * a cache it refreshes after each request, so a single answer can be old.
