@@ -768,6 +768,8 @@ public final class NatsIO {
 
     abstract @Nullable Double getMaxMessagesPerSecond();
 
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
+
     abstract Builder toBuilder();
 
     /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
@@ -823,22 +825,37 @@ public final class NatsIO {
 
     /**
      * Stamps each message with {@code timestampFn(message)}, which may lag by up to {@code maxDelay}
-     * behind the largest timestamp seen: the watermark trails by that much.
+     * (not negative) behind the largest timestamp seen: the watermark trails by that much, and once
+     * the read has caught up with the stream it advances to now minus {@code maxDelay}, so windows
+     * close on a quiet stream. A function that throws fails the read, or sends the message to
+     * {@link #withBadRecordErrorHandler} when one is given.
      */
     public Read withTimestampFn(SerializableFunction<NatsMessage, Instant> timestampFn, Duration maxDelay) {
       return toBuilder()
           .setTimestampPolicy(TimestampPolicy.TIMESTAMP_FN)
           .setTimestampFn(requireNonNull(timestampFn, "timestampFn"))
-          .setMaxDelay(requireNonNull(maxDelay, "maxDelay"))
+          .setMaxDelay(nonNegative(maxDelay, "withTimestampFn", "maxDelay"))
           .build();
     }
 
     /**
-     * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s). It
-     * covers clock skew between workers and servers: larger is safer, smaller closes windows sooner.
+     * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s; not
+     * negative). It covers clock skew between workers and servers: larger is safer, smaller closes
+     * windows sooner.
      */
     public Read withIdleWatermarkDelay(Duration idleWatermarkDelay) {
-      return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
+      return toBuilder().setIdleWatermarkDelay(nonNegative(idleWatermarkDelay, "withIdleWatermarkDelay", "idleWatermarkDelay")).build();
+    }
+
+    /**
+     * For a {@link #withStream} read with {@link #withTimestampFn}: a message whose timestamp
+     * function throws goes to {@code errorHandler} as a {@link BadRecord} (with the message and the
+     * exception) instead of failing the pipeline. A live read with a handler takes the splittable
+     * DoFn form on every runner (a Beam source has no second output), also on Flink; see {@code
+     * docs/runners.md}.
+     */
+    public Read withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
     }
 
     /** A bounded range is split up front into pieces of this many sequences (default 100,000). */
@@ -985,6 +1002,11 @@ public final class NatsIO {
     public PCollection<NatsMessage> expand(PBegin input) {
       validate();
       validateRate(getMaxMessagesPerSecond());
+      if (getBadRecordErrorHandler() != null && (getSubject() != null || getConsumerName() != null)) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() withBadRecordErrorHandler applies to withStream reads with withTimestampFn (messages whose "
+                + "timestamp function fails); Core subject and durable-consumer reads have no timestamp function: drop it.");
+      }
       if (getSubject() != null) {
         return input
             .apply("Impulse", Impulse.create())
@@ -1004,7 +1026,7 @@ public final class NatsIO {
             .setCoder(NatsMessageCoder.of());
       }
       NatsSourceDescriptor descriptor = toDescriptor();
-      if (!isBounded() && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
+      if (!isBounded() && getBadRecordErrorHandler() == null && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
         // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource.
         return input.apply("Read stream " + descriptor.getStream(),
             org.apache.beam.sdk.io.Read.from(new JetStreamUnboundedSource(toReadSourceDescriptors(), descriptor)));
@@ -1013,7 +1035,10 @@ public final class NatsIO {
           .apply("Impulse", Impulse.create())
           .apply("Describe stream " + descriptor.getStream(),
               MapElements.into(TypeDescriptor.of(NatsSourceDescriptor.class)).via(new ConstantDescriptor(descriptor)))
-          .apply("Read stream " + descriptor.getStream(), toReadSourceDescriptors());
+          .apply("Read stream " + descriptor.getStream(),
+              getBadRecordErrorHandler() == null
+                  ? toReadSourceDescriptors()
+                  : toReadSourceDescriptors().withBadRecordErrorHandler(getBadRecordErrorHandler()));
     }
 
     private void validate() {
@@ -1232,6 +1257,8 @@ public final class NatsIO {
 
       abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
 
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> errorHandler);
+
       abstract Read build();
     }
   }
@@ -1284,6 +1311,8 @@ public final class NatsIO {
     abstract @Nullable Duration getMaxReadTime();
 
     abstract @Nullable Double getMaxMessagesPerSecond();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
 
     abstract Builder toBuilder();
 
@@ -1338,13 +1367,18 @@ public final class NatsIO {
       return toBuilder()
           .setTimestampPolicy(TimestampPolicy.TIMESTAMP_FN)
           .setTimestampFn(requireNonNull(timestampFn, "timestampFn"))
-          .setMaxDelay(requireNonNull(maxDelay, "maxDelay"))
+          .setMaxDelay(nonNegative(maxDelay, "withTimestampFn", "maxDelay"))
           .build();
     }
 
     /** See {@link Read#withIdleWatermarkDelay}. */
     public ReadSourceDescriptors withIdleWatermarkDelay(Duration idleWatermarkDelay) {
-      return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
+      return toBuilder().setIdleWatermarkDelay(nonNegative(idleWatermarkDelay, "withIdleWatermarkDelay", "idleWatermarkDelay")).build();
+    }
+
+    /** See {@link Read#withBadRecordErrorHandler}. */
+    public ReadSourceDescriptors withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
     }
 
     /** See {@link Read#withSplitSize}. */
@@ -1388,7 +1422,17 @@ public final class NatsIO {
       validateTuning(getSplitSize(), getBatchSize());
       validateLimits(getMaxNumRecords(), getMaxReadTime());
       validateRate(getMaxMessagesPerSecond());
-      return input.apply(ParDo.of(ReadFromJetStreamDoFn.create(this))).setCoder(NatsMessageCoder.of());
+      ErrorHandler<BadRecord, ?> errorHandler = getBadRecordErrorHandler();
+      // The DoFn gets the settings without the handler, which holds the pipeline's error collections.
+      ReadFromJetStreamDoFn fn = ReadFromJetStreamDoFn.create(toBuilder().setBadRecordErrorHandler(null).build(), errorHandler != null);
+      PCollectionTuple outputs =
+          input.apply(ParDo.of(fn).withOutputTags(ReadFromJetStreamDoFn.MESSAGES, TupleTagList.of(BadRecordRouter.BAD_RECORD_TAG)));
+      PCollection<BadRecord> badRecords =
+          outputs.get(BadRecordRouter.BAD_RECORD_TAG).setCoder(BadRecord.getCoder(input.getPipeline()));
+      if (errorHandler != null) {
+        errorHandler.addErrorCollection(badRecords);
+      }
+      return outputs.get(ReadFromJetStreamDoFn.MESSAGES).setCoder(NatsMessageCoder.of());
     }
 
     @Override
@@ -1427,6 +1471,8 @@ public final class NatsIO {
       abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
 
       abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
+
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> errorHandler);
 
       abstract ReadSourceDescriptors build();
     }
@@ -1690,6 +1736,17 @@ public final class NatsIO {
     if (maxReadTime != null && !maxReadTime.isLongerThan(Duration.ZERO)) {
       throw new IllegalArgumentException("NatsIO withMaxReadTime(" + maxReadTime + ") must be positive.");
     }
+  }
+
+  /** {@code duration}, refused when negative: a watermark ahead of the data would make it late. */
+  private static Duration nonNegative(Duration duration, String method, String name) {
+    requireNonNull(duration, name);
+    if (duration.isShorterThan(Duration.ZERO)) {
+      throw new IllegalArgumentException(
+          method + "(" + duration + "): " + name + " must not be negative; a watermark ahead of the messages' timestamps would "
+              + "make them late. Use Duration.ZERO for none.");
+    }
+    return duration;
   }
 
   private static void validateRate(@Nullable Double maxMessagesPerSecond) {

@@ -108,7 +108,7 @@ public class JetStreamUnboundedSourceTest {
       JetStreamManagement jsm = connection.jetStreamManagement();
       for (int i = 0; i < 50; i++) {
         NatsMessage message = messages.get(i);
-        Instant published = ReadFromJetStreamDoFn.toInstant(jsm.getMessage("fields", i + 1).getTime());
+        Instant published = JetStreamReadCore.toInstant(jsm.getMessage("fields", i + 1).getTime());
         assertThat(message.getSequence(), equalTo(i + 1L));
         assertThat(message.getStream(), equalTo("fields"));
         assertThat(message.getSubject(), equalTo(i % 2 == 0 ? "fields.even" : "fields.odd"));
@@ -313,19 +313,24 @@ public class JetStreamUnboundedSourceTest {
   }
 
   @Test
-  public void timestampFnWatermarkDoesNotJumpToNowWhenTheStreamIsQuiet() throws Exception {
+  public void timestampFnWatermarkAdvancesToNowLessTheDelayOnceCaughtUp() throws Exception {
     createStream(connection, "wmfnidle", "wmfnidle.>");
     Instant base = Instant.parse("2020-01-01T00:00:00Z");
     publishEventTimes("wmfnidle", base, new long[] {30});
-    NatsIO.Read read = read("wmfnidle")
-        .withTimestampFn(new PayloadMillis(), Duration.standardSeconds(10))
-        .withIdleWatermarkDelay(Duration.ZERO);
+    Duration maxDelay = Duration.standardSeconds(10);
+    NatsIO.Read read = read("wmfnidle").withTimestampFn(new PayloadMillis(), maxDelay);
 
     try (UnboundedReader<NatsMessage> reader = source(read).createReader(OPTIONS, null)) {
       startAndRead(reader, 1);
-      // Several idle checks' worth of empty polls on a caught-up stream.
-      assertNothingMoreWithin(reader, 3 * JetStreamUnboundedReader.IDLE_CHECK_INTERVAL_MILLIS);
       assertThat(reader.getWatermark(), equalTo(base.plus(Duration.standardSeconds(20))));
+      Instant caughtUp = Instant.now(); // Nothing is published after this: the read is caught up.
+      long deadline = System.currentTimeMillis() + READ_TIMEOUT_MILLIS;
+      while (reader.getWatermark().isBefore(caughtUp.minus(maxDelay)) && System.currentTimeMillis() < deadline) {
+        assertThat(reader.advance(), is(false));
+      }
+      // As KafkaIO's limited-delay policy: a quiet stream's event-time windows close.
+      assertThat(reader.getWatermark().getMillis(), greaterThanOrEqualTo(caughtUp.minus(maxDelay).getMillis()));
+      assertThat(reader.getWatermark().getMillis(), lessThanOrEqualTo(Instant.now().minus(maxDelay).getMillis()));
     }
   }
 
@@ -709,7 +714,7 @@ public class JetStreamUnboundedSourceTest {
   }
 
   private static Instant publishTime(String stream, long sequence) throws Exception {
-    return ReadFromJetStreamDoFn.toInstant(SERVER.sharedConnection().jetStreamManagement().getMessage(stream, sequence).getTime());
+    return JetStreamReadCore.toInstant(SERVER.sharedConnection().jetStreamManagement().getMessage(stream, sequence).getTime());
   }
 
   /** Publishes one message per offset, its payload the event time base + offset in epoch millis. */
