@@ -109,9 +109,10 @@ final class JetStreamMetadata {
       return jsm.getStreamInfo(stream);
     } catch (JetStreamApiException e) {
       if (e.getApiErrorCode() == STREAM_NOT_FOUND) {
-        throw new NatsIOException(
+        throw JetStreamReadCore.permanent(
             "JetStream stream '" + stream + "' does not exist on " + servers
-                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).");
+                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).",
+            e);
       }
       throw new NatsIOException("Could not read JetStream stream '" + stream + "' on " + servers + ": " + e.getMessage(), e);
     } catch (IOException e) {
@@ -204,16 +205,17 @@ final class JetStreamMetadata {
     if (denied == null) {
       return null;
     }
-    return new NatsIOException(
+    return JetStreamReadCore.permanent(
         "Reading JetStream stream '" + stream + "' on " + servers + " needs permission to publish to '" + denied
             + "' (a JetStream API request), which the server denied to this user. Grant it in the user's permissions "
             + "(publish allow \"$JS.API.>\" or that subject); the read cannot tell where its range ends or whether it "
-            + "has caught up without it.");
+            + "has caught up without it.",
+        null);
   }
 
   private NatsIOException apiRefusal(String stream, String request, JetStreamApiException e) {
     if (e.getApiErrorCode() == STREAM_NOT_FOUND) {
-      return new NatsIOException(
+      return JetStreamReadCore.permanent(
           "JetStream stream '" + stream + "' no longer exists on " + servers + " (deleted while it was read?). The read "
               + "stops rather than wait for it: recreate the stream and start the pipeline again.", e);
     }

@@ -204,6 +204,23 @@ final class JetStreamReadCore {
     }
   }
 
+  /**
+   * A refusal that a restart of the job would meet again (the stream is gone, a permission is
+   * missing). On Flink, whose streaming jobs with checkpointing restart without end by default, its
+   * cause chain holds Flink's {@code SuppressRestartsException}, so the job fails once with this
+   * message instead of restarting in a loop; elsewhere it is a plain {@link NatsIOException}.
+   */
+  static NatsIOException permanent(String message, @Nullable Throwable cause) {
+    Throwable root = cause == null ? new IllegalStateException(message) : cause;
+    try {
+      Class<?> suppressRestarts =
+          Class.forName("org.apache.flink.runtime.execution.SuppressRestartsException", false, JetStreamReadCore.class.getClassLoader());
+      return new NatsIOException(message, (Throwable) suppressRestarts.getConstructor(Throwable.class).newInstance(root));
+    } catch (ReflectiveOperationException | LinkageError | ClassCastException e) {
+      return cause == null ? new NatsIOException(message) : new NatsIOException(message, cause);
+    }
+  }
+
   // ---- Opening ---------------------------------------------------------------------------------
 
   /**

@@ -93,7 +93,7 @@ final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
     } catch (JetStreamApiException | IOException | RuntimeException e) {
       lease.close();
       if (e instanceof JetStreamApiException && ((JetStreamApiException) e).getApiErrorCode() == JetStreamMetadata.STREAM_NOT_FOUND) {
-        throw new NatsIOException(
+        throw JetStreamReadCore.permanent(
             "JetStream stream '" + stream + "' does not exist on " + configuration.displayServers()
                 + ". Create it first, or correct the name given to withStream(...).", e);
       }

@@ -58,11 +58,15 @@ import org.joda.time.Instant;
  *         .withStopAtEndOfStream());                 // or withStopSequence / withStopTime: bounded
  * }</pre>
  *
- * <p>The read is a splittable DoFn whose restriction is a range of stream sequence numbers. The
- * runner's checkpoint holds the position, not the server: nothing is acknowledged or deleted, and a
- * restore replays from exactly where the checkpoint was taken, on every runner. Without a stop the
- * read is unbounded and follows the stream live; with one it is bounded and split for parallel
- * reading. Element timestamps are the server's publish time by default; see {@link
+ * <p>The read is a splittable DoFn whose restriction is a range of stream sequence numbers, except
+ * for an unbounded read on Beam's classic Flink runner (or with {@code
+ * --experiments=use_deprecated_read}), which is a Beam {@code UnboundedSource} that Flink runs as a
+ * native source; both forms read the same way (see {@code docs/runners.md}). The runner's
+ * checkpoint holds the position, not the server: nothing is acknowledged or deleted, and a restore
+ * replays from exactly where the checkpoint was taken, on every runner. Without a stop the read is
+ * unbounded and follows the stream live; with one it is bounded and split for parallel reading. A
+ * refusal met while reading (the stream deleted, a missing permission) fails the read with a
+ * message naming it; a server that is away is waited for. Element timestamps are the server's publish time by default; see {@link
  * Read#withProcessingTime()} and {@link Read#withTimestampFn}. The watermark follows them and,
  * once the read has caught up, advances to now minus {@link Read#withIdleWatermarkDelay} so
  * event-time windows close on a quiet stream.
@@ -85,7 +89,7 @@ import org.joda.time.Instant;
  * <p>Each message goes to its own subject unless {@link Write#withSubject} (one subject for all)
  * or {@link Write#withSubjectFn} says otherwise; its headers are published with it. With {@link
  * Write#withJetStream()} every message is published asynchronously, at most {@link
- * Write#withMaxInFlight} (default 4,096) awaiting acknowledgement per worker thread, and every
+ * Write#withMaxInFlight} (default 4,096) awaiting acknowledgement per DoFn instance, and every
  * acknowledgement is awaited before a bundle completes; timed-out publishes are retried with the
  * same message id. With {@link Write#withMessageIdFn} the stream stores each message once even
  * when the runner retries a bundle, as long as the retry comes within the stream's duplicate window
@@ -136,7 +140,9 @@ import org.joda.time.Instant;
  * survives the runner's checkpoints; with {@link #readSourceDescriptors()} it applies to each
  * descriptor. Useful for tests, samples and batch jobs over live subjects.
  *
- * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each split is read.
+ * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each reader reads: the whole read for a
+ * live stream, durable-consumer or single Core read, each piece of a split bounded read, each of
+ * {@link Read#withNumReaders} Core readers.
  *
  * <h2>Rows from payloads, payloads from rows</h2>
  *
@@ -719,7 +725,11 @@ public final class NatsIO {
 
   // ---- Read ------------------------------------------------------------------------------------
 
-  /** A {@link PTransform} that reads one JetStream stream. See {@link NatsIO}. */
+  /**
+   * A {@link PTransform} that reads NATS: a JetStream stream by position ({@link #withStream}), a
+   * JetStream stream through a durable consumer ({@link #withConsumer}), or a Core NATS subject
+   * ({@link #withSubject}). See {@link NatsIO}.
+   */
   @AutoValue
   public abstract static class Read extends PTransform<PBegin, PCollection<NatsMessage>> {
     abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
@@ -974,11 +984,12 @@ public final class NatsIO {
     }
 
     /**
-     * Outputs at most this many messages per second <b>per split being read</b>. Core subject
-     * reads, durable-consumer reads and unbounded stream reads are read as one split, so for them
+     * Outputs at most this many messages per second <b>per reader</b>. An unbounded stream read, a
+     * durable-consumer read and a Core subject read with one reader are each one reader, so for them
      * this is the rate of the whole read; a bounded stream read is split into pieces of {@link
      * #withSplitSize} sequences read in parallel, each at up to this rate (raise the split size to
-     * read it as one piece). Each reader may let one extra message through when it starts. Messages
+     * read it as one piece), and a Core read with {@link #withNumReaders}{@code (n)} has n readers,
+     * each at up to this rate. Each reader may let one extra message through when it starts. Messages
      * wait in the server (JetStream) or the subscription's buffer (Core) meanwhile.
      */
     public Read withMaxMessagesPerSecond(double maxMessagesPerSecond) {
@@ -1407,7 +1418,7 @@ public final class NatsIO {
       return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
     }
 
-    /** At most this many messages per second per split being read. See {@link Read#withMaxMessagesPerSecond}. */
+    /** At most this many messages per second per reader (each descriptor's range, or piece of one). See {@link Read#withMaxMessagesPerSecond}. */
     public ReadSourceDescriptors withMaxMessagesPerSecond(double maxMessagesPerSecond) {
       return toBuilder().setMaxMessagesPerSecond(maxMessagesPerSecond).build();
     }
