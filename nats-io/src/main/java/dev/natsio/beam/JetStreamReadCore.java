@@ -211,7 +211,12 @@ final class JetStreamReadCore {
    * message instead of restarting in a loop; elsewhere it is a plain {@link NatsIOException}.
    */
   static NatsIOException permanent(String message, @Nullable Throwable cause) {
-    Throwable root = cause == null ? new IllegalStateException(message) : cause;
+    // Flink ships a task's failure to its job manager serialized, and looks for the marker in what
+    // arrives; jnats's API exceptions do not serialize, so the chain carries their text instead.
+    Throwable root = new IllegalStateException(cause == null ? message : cause.toString());
+    if (cause != null) {
+      root.setStackTrace(cause.getStackTrace());
+    }
     try {
       Class<?> suppressRestarts =
           Class.forName("org.apache.flink.runtime.execution.SuppressRestartsException", false, JetStreamReadCore.class.getClassLoader());

@@ -5,6 +5,8 @@ import static dev.natsio.beam.testing.JetStreamTestData.publish;
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThan;
+import static org.hamcrest.Matchers.greaterThanOrEqualTo;
+import static org.hamcrest.Matchers.lessThanOrEqualTo;
 import static org.hamcrest.Matchers.notNullValue;
 import static org.hamcrest.Matchers.nullValue;
 
@@ -189,6 +191,45 @@ public class ReadFromJetStreamDoFnTest {
       assertThat(JetStreamReader.OPENED.get() - openedBefore, equalTo(1L));
     } finally {
       fn.teardown();
+    }
+  }
+
+  @Test
+  public void timestampFnReadAdvancesToNowLessTheDelayOnceCaughtUp() throws Exception {
+    createStream(SERVER.sharedConnection(), "fn_idle", "fn_idle.>");
+    publish(SERVER.sharedConnection(), "fn_idle.x", 3);
+    org.joda.time.Duration maxDelay = org.joda.time.Duration.standardSeconds(10);
+    ReadFromJetStreamDoFn fn = ReadFromJetStreamDoFn.create(
+        read("fn_idle").withTimestampFn(m -> Instant.parse("2020-01-01T00:00:00Z"), maxDelay).toReadSourceDescriptors());
+    fn.setup();
+    NatsSourceDescriptor descriptor = NatsSourceDescriptor.of("fn_idle");
+    try {
+      RestrictionTracker<LimitedOffsetRange, Long> tracker = fn.newTracker(descriptor, fn.initialRestriction(descriptor));
+      WatermarkEstimator<Instant> watermark = watermark(fn);
+      List<Long> sequences = Collections.synchronizedList(new ArrayList<>());
+      while (sequences.size() < 3) {
+        fn.processElement(descriptor, tracker, watermark, receiver(sequences));
+      }
+      Instant caughtUp = Instant.now(); // Nothing is published after this.
+      fn.processElement(descriptor, tracker, watermark, receiver(sequences));
+
+      assertThat(watermark.currentWatermark().getMillis(), greaterThanOrEqualTo(caughtUp.minus(maxDelay).getMillis()));
+      assertThat(watermark.currentWatermark().getMillis(), lessThanOrEqualTo(Instant.now().minus(maxDelay).getMillis()));
+    } finally {
+      fn.teardown();
+    }
+  }
+
+  @Test
+  public void readerClosedAfterAFailureSendsNoRequest() throws Exception {
+    createStream(SERVER.sharedConnection(), "failing", "failing.>");
+    NatsIO.ConnectionConfiguration configuration = read("failing").toReadSourceDescriptors().getConnectionConfiguration();
+    try (NatsConnections.Lease lease = NatsConnections.acquire(configuration)) {
+      JetStreamReader reader = JetStreamReader.open(configuration, "failing", List.of(), 1, 10);
+      long before = lease.connection().getStatistics().getRequestsSent();
+      reader.closeAfterFailure(); // The server is likely away: its consumer is left to expire.
+      assertThat(lease.connection().getStatistics().getRequestsSent(), equalTo(before));
+      assertThat(SERVER.sharedConnection().jetStreamManagement().getConsumerNames("failing").size(), equalTo(1));
     }
   }
 
