@@ -201,7 +201,7 @@ final class JetStreamMetadata {
       return null;
     }
     NatsConnections.FirstConnectErrors errors = (NatsConnections.FirstConnectErrors) connection.getOptions().getErrorListener();
-    String denied = errors.deniedSubjectEndingWith("." + stream);
+    String denied = errors.deniedApiSubjectFor(stream);
     if (denied == null) {
       return null;
     }

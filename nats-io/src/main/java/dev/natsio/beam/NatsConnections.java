@@ -23,6 +23,10 @@ import org.slf4j.LoggerFactory;
  * uses the same configuration shares one. Users take a {@link Lease} and close it when done; the
  * connection is closed when its last lease is. That bounds connections per JVM by the number of
  * distinct configurations, whatever the parallelism.
+ *
+ * <p>The JVM-wide lock guards only the table of connections: connecting (handshakes, up to the
+ * connect timeout) happens outside it, so one slow or unreachable server does not hold up leases
+ * of other configurations, or releases.
  */
 final class NatsConnections {
   private static final Logger LOG = LoggerFactory.getLogger(NatsConnections.class);
@@ -81,13 +85,6 @@ final class NatsConnections {
     Lease lease = acquire(configuration);
     ABANDONED_LEASES.register(holder, lease::close);
     return lease;
-  }
-
-  /** The number of open shared connections in this JVM (for tests of connection bounds). */
-  static int openConnections() {
-    synchronized (SHARED) {
-      return SHARED.size();
-    }
   }
 
   /**
@@ -195,10 +192,10 @@ final class NatsConnections {
       super.errorOccurred(connection, error);
     }
 
-    /** The first subject the server refused a publish to that ends with {@code suffix}, or null. */
-    @org.checkerframework.checker.nullness.qual.Nullable String deniedSubjectEndingWith(String suffix) {
+    /** A JetStream API subject about {@code stream} the server refused a publish to, or null. */
+    @org.checkerframework.checker.nullness.qual.Nullable String deniedApiSubjectFor(String stream) {
       for (String subject : deniedSubjects) {
-        if (subject.endsWith(suffix)) {
+        if (subject.contains(".API.") && subject.endsWith("." + stream)) {
           return subject;
         }
       }

@@ -275,9 +275,10 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     long byteCount = 0;
     Long parkAt = null;
     boolean failed = true;
+    JetStreamMetadata metadata = metadata();
     try {
       while (true) {
-        core.refreshStatsIfDue(metadata());
+        core.refreshStatsIfDue(metadata);
         if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
           // withMaxNumRecords is reached or withMaxReadTime is up: the read ends here, without
           // waiting for another message (this reader is closed: its position is past the end).
@@ -304,7 +305,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           }
           parkAt = nextSequence;
           if (manualWatermark != null) {
-            Instant caughtUpAt = core.caughtUpAt(metadata(), filters, nextSequence);
+            Instant caughtUpAt = core.caughtUpAt(metadata, filters, nextSequence);
             if (caughtUpAt != null) {
               advance(manualWatermark, core.idleWatermark(caughtUpAt));
             }

@@ -185,6 +185,7 @@ public class ReadFromJetStreamDoFnTest {
           fn.newTracker(descriptor, LimitedOffsetRange.unlimited(new OffsetRange(6, Long.MAX_VALUE)));
       while (replayed.size() < 15) {
         fn.processElement(descriptor, tracker, watermark(fn), receiver(replayed));
+        tracker = checkpoint(fn, descriptor, tracker);
       }
 
       assertThat(replayed, equalTo(range(6, 20)));
@@ -209,6 +210,7 @@ public class ReadFromJetStreamDoFnTest {
       List<Long> sequences = Collections.synchronizedList(new ArrayList<>());
       while (sequences.size() < 3) {
         fn.processElement(descriptor, tracker, watermark, receiver(sequences));
+        tracker = checkpoint(fn, descriptor, tracker);
       }
       Instant caughtUp = Instant.now(); // Nothing is published after this.
       fn.processElement(descriptor, tracker, watermark, receiver(sequences));
@@ -242,8 +244,16 @@ public class ReadFromJetStreamDoFnTest {
     long deadline = System.currentTimeMillis() + 30_000;
     while (sequences.size() < count && System.currentTimeMillis() < deadline) {
       fn.processElement(descriptor, tracker, watermark(fn), receiver(sequences));
+      tracker = checkpoint(fn, descriptor, tracker);
     }
     return sequences;
+  }
+
+  /** What a runner does after a call returns "resume": checkpoints, and resumes with the residual. */
+  private static RestrictionTracker<LimitedOffsetRange, Long> checkpoint(
+      ReadFromJetStreamDoFn fn, NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker) {
+    SplitResult<LimitedOffsetRange> split = tracker.trySplit(0);
+    return split == null ? tracker : fn.newTracker(descriptor, split.getResidual());
   }
 
   private static JetStreamReader.Position position(String stream, long nextSequence) {
