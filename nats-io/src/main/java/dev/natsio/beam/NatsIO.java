@@ -66,10 +66,10 @@ import org.joda.time.Instant;
  * replays from exactly where the checkpoint was taken, on every runner. Without a stop the read is
  * unbounded and follows the stream live; with one it is bounded and split for parallel reading. A
  * refusal met while reading (the stream deleted, a missing permission) fails the read with a
- * message naming it; a server that is away is waited for. Element timestamps are the server's publish time by default; see {@link
- * Read#withProcessingTime()} and {@link Read#withTimestampFn}. The watermark follows them and,
- * once the read has caught up, advances to now minus {@link Read#withIdleWatermarkDelay} so
- * event-time windows close on a quiet stream.
+ * message naming it; a server that is away is waited for. Element timestamps are the server's
+ * publish time by default; see {@link Read#withProcessingTime()} and {@link Read#withTimestampFn}.
+ * The watermark follows them and, once the read has caught up, advances to now minus {@link
+ * Read#withIdleWatermarkDelay} so event-time windows close on a quiet stream.
  *
  * <p>To read many streams or subject partitions found at run time, apply {@link
  * #readSourceDescriptors()} to a {@code PCollection<NatsSourceDescriptor>}.
