@@ -9,6 +9,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiPredicate;
+import java.util.function.Predicate;
 import org.checkerframework.checker.nullness.qual.Nullable;
 
 /**
@@ -70,7 +71,12 @@ final class ParkedReaders<K, R extends ParkedReaders.Reader> {
 
   /** Closes the reader parked under {@code key}, if any. */
   void closeIdle(K key, String reason) {
-    for (R reader : removeWhere((parkedKey, parked) -> parkedKey.equals(key))) {
+    closeIdleWhere(key::equals, reason);
+  }
+
+  /** Closes every parked reader whose key matches. */
+  void closeIdleWhere(Predicate<K> keyMatches, String reason) {
+    for (R reader : removeWhere((key, parked) -> keyMatches.test(key))) {
       reader.closeParked(reason);
     }
   }
