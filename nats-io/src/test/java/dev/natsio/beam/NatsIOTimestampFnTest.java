@@ -64,6 +64,15 @@ public class NatsIOTimestampFnTest {
     pipeline.run().waitUntilFinish();
   }
 
+  @Test
+  public void badRecordHandlerOnACoreReadIsRefusedNamingTheReadsItBelongsTo() throws Exception {
+    org.apache.beam.sdk.Pipeline core = org.apache.beam.sdk.Pipeline.create();
+    BadRecordErrorHandler<PCollection<String>> errors = core.registerBadRecordErrorHandler(new Descriptions());
+    IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
+        () -> core.apply(NatsIO.read().withServers(SERVER.url()).withSubject("ticks").withBadRecordErrorHandler(errors)));
+    assertThat(error.getMessage(), containsString("withBadRecordErrorHandler (position-tracked stream reads with withTimestampFn"));
+  }
+
   /** Event time 2024-01-01 for every message but "m3", on which it throws. */
   private static final class FailsOnM3 implements SerializableFunction<NatsMessage, Instant> {
     @Override
