@@ -336,25 +336,25 @@ public final class FlinkTestCluster implements AutoCloseable {
    * when a job restarts. For a read chained up to a shuffle, the messages it read.
    */
   public long recordsSent(String jobId, String nameFragment) {
-    long records = 0;
-    for (JsonNode vertex : get("/jobs/" + jobId).path("vertices")) {
-      if (vertex.path("name").asText().contains(nameFragment)) {
-        records += vertex.path("metrics").path("write-records").asLong();
-      }
-    }
-    return records;
+    return sumOverVertices(jobId, nameFragment, vertex -> vertex.path("metrics").path("write-records").asLong());
   }
 
+
   /** Subtasks of the job's vertices whose name contains {@code nameFragment} that have finished. */
-  public int finishedSubtasks(String jobId, String nameFragment) {
-    int finished = 0;
+  public long finishedSubtasks(String jobId, String nameFragment) {
+    return sumOverVertices(jobId, nameFragment, vertex -> vertex.path("tasks").path("FINISHED").asLong());
+  }
+
+  private long sumOverVertices(String jobId, String nameFragment, java.util.function.ToLongFunction<JsonNode> field) {
+    long sum = 0;
     for (JsonNode vertex : get("/jobs/" + jobId).path("vertices")) {
       if (vertex.path("name").asText().contains(nameFragment)) {
-        finished += vertex.path("tasks").path("FINISHED").asInt();
+        sum += field.applyAsLong(vertex);
       }
     }
-    return finished;
+    return sum;
   }
+
 
   /**
    * {@link #recordsSent} once it has stopped changing for three seconds: the REST API answers from
