@@ -109,6 +109,10 @@ final class JetStreamMetadata {
       return jsm.getStreamInfo(stream);
     } catch (JetStreamApiException e) {
       if (e.getApiErrorCode() == STREAM_NOT_FOUND) {
+        String bucket = KeyValueBuckets.bucketOf(stream);
+        if (bucket != null) {
+          throw new NatsIOException(KeyValueBuckets.missingBucket(bucket, servers));
+        }
         throw new NatsIOException(
             "JetStream stream '" + stream + "' does not exist on " + servers
                 + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).");
