@@ -30,7 +30,7 @@ public class NatsKeyValueCoderTest {
   public void entriesSurviveEncodingUnchangedInEveryContext() throws Exception {
     CoderProperties.coderDecodeEncodeEqual(NatsKeyValueCoder.of(), PUT);
     CoderProperties.coderDecodeEncodeEqual(NatsKeyValueCoder.of(), DELETE);
-    CoderProperties.coderDecodeEncodeInContext(NatsKeyValueCoder.of(), Coder.Context.NESTED, PUT);
+    CoderProperties.coderDecodeEncodeEqualInContext(NatsKeyValueCoder.of(), Coder.Context.NESTED, PUT);
   }
 
   @Test
