@@ -62,6 +62,37 @@ public class FlinkKeyValueTest {
     }
   }
 
+  @Test
+  public void boundedSnapshotInFlinkBatchModeHoldsEachKeysLatestRevision() throws Exception {
+    List<String> expected = new ArrayList<>();
+    try (Connection connection = SERVER.connect()) {
+      connection.keyValueManagement().create(
+          KeyValueConfiguration.builder().name("batch").maxHistoryPerKey(3).storageType(StorageType.Memory).build());
+      KeyValue kv = connection.keyValue("batch");
+      for (int i = 0; i < 2_000; i++) {
+        kv.put("k." + i, utf8("v" + i));
+      }
+      for (int i = 0; i < 2_000; i++) {
+        if (i % 10 == 0) {
+          kv.delete("k." + i);
+          expected.add("k." + i + "@" + kv.history("k." + i).get(1).getRevision() + " DELETE ");
+        } else if (i % 2 == 0) {
+          expected.add("k." + i + "@" + kv.put("k." + i, utf8("w" + i)) + " PUT w" + i);
+        } else {
+          expected.add("k." + i + "@" + kv.get("k." + i).getRevision() + " PUT v" + i);
+        }
+      }
+    }
+    String id = "flink-kv-batch-" + UUID.randomUUID();
+    Pipeline pipeline = FlinkPipelines.batch(2);
+    pipeline
+        .apply(NatsIO.readKeyValue().withServers(SERVER.url()).withBucket("batch").withStopAtCurrentRevision())
+        .apply(MapElements.into(TypeDescriptors.strings()).via(FlinkKeyValueTest::describe))
+        .apply(CollectingSink.into(id));
+    pipeline.run().waitUntilFinish();
+    assertThat(CollectingSink.collected(id), containsInAnyOrder(expected.toArray()));
+  }
+
   private static String describe(NatsKeyValue entry) {
     return entry.getKey() + "@" + entry.getRevision() + " " + entry.getOperation() + " " + entry.getValueAsString();
   }
