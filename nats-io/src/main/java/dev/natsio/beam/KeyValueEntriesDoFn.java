@@ -1,14 +1,25 @@
 package dev.natsio.beam;
 
+import io.nats.client.Message;
+import io.nats.client.api.MessageGetRequest;
 import io.nats.client.api.MessageInfo;
 import io.nats.client.api.StreamState;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.apache.beam.sdk.values.PCollectionView;
 import org.checkerframework.checker.nullness.qual.Nullable;
+import org.joda.time.Instant;
 
 /**
  * The mapping step of {@link NatsIO#readKeyValue()}: turns each message the stream read delivers
@@ -29,15 +40,27 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * latest revision, so every revision read is the latest as of some moment and none is dropped: a
  * key updated while the read passes may appear twice, older then newer, as in any changelog. With
  * a longer history the step asks the server for the key's next revision after the one read (a
- * next-by-subject message lookup, one round trip per revision) and drops the revision when a newer
- * one exists that this read will also deliver: anywhere later in the stream for an unbounded read,
- * below the snapshot's end ({@link SnapshotPoint}) for a bounded one. So a bounded snapshot emits
- * exactly each key's latest revision as of its end, even if keys change while it runs, and an
- * unbounded one emits each key's latest revision and then every later change.
+ * next-by-subject message-get request per revision) and drops the revision when a newer one exists
+ * that this read will also deliver: anywhere later in the stream for an unbounded read, below the
+ * snapshot's end ({@link SnapshotPoint}) for a bounded one. So a bounded snapshot emits exactly
+ * each key's latest revision as of its end, even if keys change while it runs, and an unbounded one
+ * emits each key's latest revision and then every later change.
+ *
+ * <h3>Lookups in flight</h3>
+ *
+ * <p>A request per revision, one at a time, would cap the read at one round trip per revision.
+ * Each request is sent as the revision arrives and answered later: up to {@link
+ * #MAX_PENDING_LOOKUPS} revisions wait for their answers, then the oldest are settled and output
+ * (with their own timestamps, so the DoFn allows timestamp skew), and the rest when the bundle
+ * finishes, so nothing is held across a bundle boundary or a checkpoint. A request that times out
+ * or fails is asked again synchronously, whose failure fails the bundle.
  */
 class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
   /** How long the bucket's history setting is trusted before it is looked up again. */
   private static final long HISTORY_TTL_MILLIS = 30_000;
+  /** Revisions awaiting their lookup, at most; then the oldest are settled and output. */
+  static final int MAX_PENDING_LOOKUPS = 1_000;
+  private static final Duration LOOKUP_TIMEOUT = Duration.ofSeconds(10);
 
   private final NatsIO.ConnectionConfiguration configuration;
   private final String bucket;
@@ -49,8 +72,12 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
 
   private transient NatsConnections.@Nullable Lease lease;
   private transient @Nullable JetStreamMetadata metadata;
+  private transient @Nullable String lookupSubject;
   private transient long history;
   private transient long historyFetchedAtMillis;
+  private transient @Nullable ArrayDeque<Pending> pending;
+  /** The snapshot's end (exclusive), read from the side input once per bundle; null until needed. */
+  private transient @Nullable Long end;
 
   KeyValueEntriesDoFn(
       NatsIO.ConnectionConfiguration configuration,
@@ -63,14 +90,47 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
     this.snapshot = snapshot;
   }
 
+  @StartBundle
+  public void startBundle() {
+    pending = new ArrayDeque<>();
+    end = null;
+  }
+
   @ProcessElement
-  public void processElement(ProcessContext context) throws IOException {
+  public void processElement(ProcessContext context, BoundedWindow window) throws IOException {
     NatsMessage message = context.element();
-    if (latestOnly && isSuperseded(message, snapshot == null ? Long.MAX_VALUE : context.sideInput(snapshot).getStopSequence())) {
-      superseded.inc();
+    if (!latestOnly || history() <= 1) {
+      context.output(toEntry(bucket, message));
       return;
     }
-    context.output(toEntry(bucket, message));
+    if (end == null) {
+      end = snapshot == null ? Long.MAX_VALUE : context.sideInput(snapshot).getStopSequence();
+    }
+    // The lookup is sent now and settled later, so lookups overlap each other and the read.
+    pending.addLast(new Pending(message, context.timestamp(), window, lookUpNextRevision(message)));
+    while (pending.size() >= MAX_PENDING_LOOKUPS) {
+      Pending oldest = pending.removeFirst();
+      if (!isSuperseded(oldest)) {
+        context.outputWithTimestamp(toEntry(bucket, oldest.message), oldest.timestamp);
+      }
+    }
+  }
+
+  @FinishBundle
+  public void finishBundle(FinishBundleContext context) throws IOException {
+    while (!pending.isEmpty()) {
+      Pending oldest = pending.removeFirst();
+      if (!isSuperseded(oldest)) {
+        context.output(toEntry(bucket, oldest.message), oldest.timestamp, oldest.window);
+      }
+    }
+  }
+
+  /** Revisions settled after newer ones were seen are output with their own, older, timestamps. */
+  @Override
+  @SuppressWarnings("deprecation")
+  public org.joda.time.Duration getAllowedTimestampSkew() {
+    return org.joda.time.Duration.millis(Long.MAX_VALUE);
   }
 
   static NatsKeyValue toEntry(String bucket, NatsMessage message) {
@@ -83,17 +143,55 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
         message.getTimestamp());
   }
 
-  /** True when the stream holds a newer revision of the message's key below {@code end}. */
-  private boolean isSuperseded(NatsMessage message, long end) throws IOException {
-    if (history() <= 1) {
-      return false;
+  /**
+   * Asks the stream for the first message on the revision's subject after it: a JetStream
+   * message-get request (next by subject), sent without waiting for the answer.
+   */
+  private CompletableFuture<Message> lookUpNextRevision(NatsMessage message) {
+    if (lookupSubject == null) {
+      lookupSubject = configuration.jetStreamOptions().getPrefix() + "STREAM.MSG.GET." + message.getStream();
     }
-    MessageInfo next =
-        metadata().nextMessage(message.getStream(), message.getSequence() + 1, List.of(message.getSubject()));
-    return next != null && next.getSeq() < end;
+    byte[] request = MessageGetRequest.nextForSubject(message.getSequence() + 1, message.getSubject()).toJson()
+        .getBytes(StandardCharsets.UTF_8);
+    try {
+      return lease().connection().requestWithTimeout(lookupSubject, request, LOOKUP_TIMEOUT);
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e); // Settled by the synchronous lookup below.
+    }
   }
 
-  /** The bucket's history (revisions kept per key); 0 or less when unlimited. */
+  /** True when the stream holds a newer revision of the message's key below the snapshot's end. */
+  private boolean isSuperseded(Pending revision) throws IOException {
+    long next = nextRevision(revision);
+    boolean newer = next > 0 && next < end;
+    if (newer) {
+      superseded.inc();
+    }
+    return newer;
+  }
+
+  /** The sequence of the key's next revision, or 0 when there is none. */
+  private long nextRevision(Pending revision) throws IOException {
+    try {
+      MessageInfo answer = new MessageInfo(revision.lookup.get(LOOKUP_TIMEOUT.toMillis() * 2, TimeUnit.MILLISECONDS));
+      if (!answer.hasError()) {
+        return answer.getSeq();
+      }
+      if (answer.getApiErrorCode() == JetStreamMetadata.NO_MESSAGE_FOUND) {
+        return 0;
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("Interrupted while looking up revisions of bucket '" + bucket + "'", e);
+    } catch (ExecutionException | TimeoutException | RuntimeException e) {
+      // Timed out or lost with the connection: asked again below, synchronously, with its errors.
+    }
+    NatsMessage message = revision.message;
+    MessageInfo next = metadata().nextMessage(message.getStream(), message.getSequence() + 1, List.of(message.getSubject()));
+    return next == null ? 0 : next.getSeq();
+  }
+
+  /** The bucket's history (revisions kept per key); {@code Long.MAX_VALUE} when unlimited. */
   private long history() {
     long now = System.currentTimeMillis();
     if (historyFetchedAtMillis == 0 || now - historyFetchedAtMillis > HISTORY_TTL_MILLIS) {
@@ -104,10 +202,16 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
     return history;
   }
 
+  private NatsConnections.Lease lease() {
+    if (lease == null) {
+      lease = NatsConnections.acquireFor(this, configuration);
+    }
+    return lease;
+  }
+
   private JetStreamMetadata metadata() {
     if (metadata == null) {
-      lease = NatsConnections.acquireFor(this, configuration);
-      metadata = new JetStreamMetadata(lease.connection(), configuration);
+      metadata = new JetStreamMetadata(lease().connection(), configuration);
     }
     return metadata;
   }
@@ -118,6 +222,21 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
       lease.close();
       lease = null;
       metadata = null;
+    }
+  }
+
+  /** A revision read, waiting for the answer to whether a newer one exists. */
+  private static final class Pending {
+    final NatsMessage message;
+    final Instant timestamp;
+    final BoundedWindow window;
+    final CompletableFuture<Message> lookup;
+
+    Pending(NatsMessage message, Instant timestamp, BoundedWindow window, CompletableFuture<Message> lookup) {
+      this.message = message;
+      this.timestamp = timestamp;
+      this.window = window;
+      this.lookup = lookup;
     }
   }
 
