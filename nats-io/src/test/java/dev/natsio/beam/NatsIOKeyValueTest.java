@@ -13,6 +13,7 @@ import io.nats.client.api.KeyValueConfiguration;
 import io.nats.client.api.KeyValueEntry;
 import io.nats.client.api.KeyValueWatcher;
 import io.nats.client.api.StorageType;
+import io.nats.client.api.StreamConfiguration;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -69,9 +70,34 @@ public class NatsIOKeyValueTest {
     }
     List<String> expected = describeAll(latestPerKey(kv));
     assertThat(expected.size(), equalTo(10_000));
+    assertThat("jnats's buckets allow direct gets, which the lookups use",
+        connection.jetStreamManagement().getStreamInfo("KV_snapshot").getConfiguration().getAllowDirect(), equalTo(true));
 
     PCollection<NatsKeyValue> entries =
         pipeline.apply(NatsIO.readKeyValue().withServers(SERVER.url()).withBucket("snapshot").withStopAtCurrentRevision());
+
+    PAssert.that(entries.apply(MapElements.into(TypeDescriptors.strings()).via(NatsIOKeyValueTest::describe)))
+        .containsInAnyOrder(expected);
+    pipeline.run().waitUntilFinish();
+  }
+
+  @Test
+  public void snapshotOfABucketWithoutDirectGetsIsTheLatestRevisionOfEachKey() throws Exception {
+    // A bucket's stream made by hand without allow_direct: the lookups use the JetStream API's message get.
+    connection.jetStreamManagement().addStream(StreamConfiguration.builder()
+        .name("KV_nodirect").subjects("$KV.nodirect.>").maxMessagesPerSubject(3).allowRollup(true).denyDelete(true)
+        .allowDirect(false).storageType(StorageType.Memory).build());
+    KeyValue kv = connection.keyValue("nodirect");
+    for (int round = 0; round < 3; round++) {
+      for (int i = 0; i < 200; i++) {
+        kv.put("n." + i, utf8("r" + round + "-" + i));
+      }
+    }
+    kv.delete("n.7");
+    List<String> expected = describeAll(latestPerKey(kv));
+
+    PCollection<NatsKeyValue> entries =
+        pipeline.apply(NatsIO.readKeyValue().withServers(SERVER.url()).withBucket("nodirect").withStopAtCurrentRevision());
 
     PAssert.that(entries.apply(MapElements.into(TypeDescriptors.strings()).via(NatsIOKeyValueTest::describe)))
         .containsInAnyOrder(expected);
