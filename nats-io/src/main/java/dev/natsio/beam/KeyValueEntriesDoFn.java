@@ -40,13 +40,14 @@ import org.joda.time.Instant;
  * and the read delivers every one it finds. With a history of 1 the stream holds only each key's
  * latest revision, so every revision read is the latest as of some moment and none is dropped: a
  * key updated while the read passes may appear twice, older then newer, as in any changelog. With
- * a longer history the step asks the server for the key's next revision after the one read (a
- * next-by-subject message-get request per revision: a direct get when the stream allows it, as
- * buckets made by jnats and the nats CLI do, otherwise the JetStream API's message get) and drops the revision when a newer one exists
- * that this read will also deliver: anywhere later in the stream for an unbounded read, below the
- * snapshot's end ({@link SnapshotPoint}) for a bounded one. So a bounded snapshot emits exactly
- * each key's latest revision as of its end, even if keys change while it runs, and an unbounded one
- * emits each key's latest revision and then every later change.
+ * a longer history the step asks the server for the key's latest revision (a last-by-subject
+ * message get per revision read: a direct get when the stream allows it, as buckets made by jnats
+ * and the nats CLI do, otherwise the JetStream API's message get) and drops the revision when a
+ * newer one exists that this read will also deliver: anywhere later in the stream for an
+ * unbounded read, below the snapshot's end ({@link SnapshotPoint}) for a bounded one (when the
+ * latest revision lies at or past that end, a next-by-subject get decides). So a bounded snapshot
+ * emits exactly each key's latest revision as of its end, even if keys change while it runs, and
+ * an unbounded one emits each key's latest revision and then every later change.
  *
  * <h3>Lookups in flight</h3>
  *
@@ -112,7 +113,7 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
       end = snapshot == null ? Long.MAX_VALUE : context.sideInput(snapshot).getStopSequence();
     }
     // The lookup is sent now and settled later, so lookups overlap each other and the read.
-    pending.addLast(new Pending(message, context.timestamp(), window, lookUpNextRevision(message)));
+    pending.addLast(new Pending(message, context.timestamp(), window, lookUpLatestRevision(message)));
     while (pending.size() >= MAX_PENDING_LOOKUPS) {
       Pending oldest = pending.removeFirst();
       if (!isSuperseded(oldest)) {
@@ -149,18 +150,18 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
   }
 
   /**
-   * Asks the stream for the first message on the revision's subject after it: a JetStream
-   * message-get request (next by subject), sent without waiting for the answer.
+   * Asks the stream for the latest message on the revision's subject: a JetStream message-get
+   * request (last by subject, which the server answers from its per-subject state, unlike a
+   * next-by-subject get, which scans forward), sent without waiting for the answer.
    */
-  private CompletableFuture<Message> lookUpNextRevision(NatsMessage message) {
+  private CompletableFuture<Message> lookUpLatestRevision(NatsMessage message) {
     if (lookupSubject == null) {
       // Direct gets are answered by the stream itself, without the JetStream API's request queue:
-      // much faster, and what buckets made by jnats and the nats CLI allow.
+      // faster, and what buckets made by jnats and the nats CLI allow.
       lookupSubject = configuration.jetStreamOptions().getPrefix()
           + (directGet ? "DIRECT.GET." : "STREAM.MSG.GET.") + message.getStream();
     }
-    byte[] request = MessageGetRequest.nextForSubject(message.getSequence() + 1, message.getSubject()).toJson()
-        .getBytes(StandardCharsets.UTF_8);
+    byte[] request = MessageGetRequest.lastForSubject(message.getSubject()).toJson().getBytes(StandardCharsets.UTF_8);
     try {
       return lease().connection().requestWithTimeout(lookupSubject, request, LOOKUP_TIMEOUT);
     } catch (RuntimeException e) {
@@ -170,16 +171,27 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
 
   /** True when the stream holds a newer revision of the message's key below the snapshot's end. */
   private boolean isSuperseded(Pending revision) throws IOException {
-    long next = nextRevision(revision);
-    boolean newer = next > 0 && next < end;
+    NatsMessage message = revision.message;
+    long latest = latestRevision(revision);
+    boolean newer;
+    if (latest >= 0 && latest <= message.getSequence()) {
+      newer = false; // It is the key's latest revision.
+    } else if (latest >= 0 && latest < end) {
+      newer = true; // The key's latest revision lies inside what this read delivers.
+    } else {
+      // A newer revision at or past a bounded snapshot's end (a key changed while the snapshot
+      // runs), or the lookup failed: is there one in between?
+      MessageInfo next = metadata().nextMessage(message.getStream(), message.getSequence() + 1, List.of(message.getSubject()));
+      newer = next != null && next.getSeq() < end;
+    }
     if (newer) {
       superseded.inc();
     }
     return newer;
   }
 
-  /** The sequence of the key's next revision, or 0 when there is none. */
-  private long nextRevision(Pending revision) throws IOException {
+  /** The sequence of the key's latest revision, 0 when it has none, or -1 when the lookup failed. */
+  private long latestRevision(Pending revision) throws IOException {
     try {
       Message reply = revision.lookup.get(LOOKUP_TIMEOUT.toMillis() * 2, TimeUnit.MILLISECONDS);
       if (directGet) {
@@ -203,11 +215,9 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
       Thread.currentThread().interrupt();
       throw new IOException("Interrupted while looking up revisions of bucket '" + bucket + "'", e);
     } catch (ExecutionException | TimeoutException | RuntimeException e) {
-      // Timed out or lost with the connection: asked again below, synchronously, with its errors.
+      // Timed out or lost with the connection: the caller asks again, synchronously, with its errors.
     }
-    NatsMessage message = revision.message;
-    MessageInfo next = metadata().nextMessage(message.getStream(), message.getSequence() + 1, List.of(message.getSubject()));
-    return next == null ? 0 : next.getSeq();
+    return -1;
   }
 
   /** The bucket's history (revisions kept per key); {@code Long.MAX_VALUE} when unlimited. */
