@@ -27,14 +27,14 @@ import org.joda.time.Instant;
  * from a bucket's {@code KV_<bucket>} stream into a {@link NatsKeyValue}, and in the latest-value
  * (snapshot) mode drops revisions that a newer revision of the same key supersedes.
  *
- * <h3>Why a step after the read</h3>
+ * <h2>Why a step after the read</h2>
  *
  * <p>A bucket read is NatsIO's JetStream stream read, applied as is: positions, splitting,
  * checkpoints, restore and the watermark are the stream read's, and a restored job resumes at the
  * next revision. This step only maps and filters; it keeps each element's timestamp (the
  * revision's creation time).
  *
- * <h3>Latest values</h3>
+ * <h2>Latest values</h2>
  *
  * <p>The stream holds up to the bucket's history (max messages per subject) revisions of each key,
  * and the read delivers every one it finds. With a history of 1 the stream holds only each key's
@@ -49,7 +49,7 @@ import org.joda.time.Instant;
  * emits exactly each key's latest revision as of its end, even if keys change while it runs, and
  * an unbounded one emits each key's latest revision and then every later change.
  *
- * <h3>Lookups in flight</h3>
+ * <h2>Lookups in flight</h2>
  *
  * <p>A request per revision, one at a time, would cap the read at one round trip per revision.
  * Each request is sent as the revision arrives and answered later: up to {@link

@@ -24,7 +24,7 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * JetStream publish that jnats's {@code KeyValue} would send, for NatsIO's JetStream write to
  * publish with its bounded in-flight window, retries and per-bundle acknowledgements.
  *
- * <h3>Messages</h3>
+ * <h2>Messages</h2>
  *
  * <p>A put publishes the value to {@code $KV.<bucket>.<key>}; a null value publishes an empty
  * message with the header {@code KV-Operation: DEL}, which deletes the key. With an expected
@@ -32,7 +32,7 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * only if the key's latest revision is that one (0: the key has no revision at all), and refuses it
  * otherwise, which the write reports as a bad record.
  *
- * <h3>Retries of compare-and-set puts</h3>
+ * <h2>Retries of compare-and-set puts</h2>
  *
  * <p>A put whose acknowledgement was lost, or whose bundle the runner retries, is published again.
  * For a plain put that stores the same value once more (a new revision, the same state). For a
@@ -42,7 +42,7 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * the repeat as a duplicate with the original revision, which the server checks before the
  * expected revision.
  *
- * <h3>Refusals</h3>
+ * <h2>Refusals</h2>
  *
  * <p>A key NATS would refuse (see {@link KeyValueBuckets#invalidKeyReason}), a negative expected
  * revision, or an expected-revision function that throws, is refused here, before the element is
