@@ -293,7 +293,9 @@ class KeyValueEntriesDoFn extends DoFn<NatsMessage, NatsKeyValue> {
       try (NatsConnections.Lease lease = NatsConnections.acquire(configuration)) {
         JetStreamMetadata metadata = new JetStreamMetadata(lease.connection(), configuration);
         StreamState state = metadata.streamInfo(unbounded.getStream()).getStreamState();
-        receiver.output(unbounded.withStopSequence(state.getLastSequence() + 1));
+        if (state.getLastSequence() > 0) {
+          receiver.output(unbounded.withStopSequence(state.getLastSequence() + 1));
+        } // A bucket that never held a revision: nothing to read, and no descriptor, whose stop must follow its start.
       }
     }
   }

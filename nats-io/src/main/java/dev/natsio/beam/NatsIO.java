@@ -65,14 +65,18 @@ import org.joda.time.Instant;
  *         .withStopAtEndOfStream());                 // or withStopSequence / withStopTime: bounded
  * }</pre>
  *
- * <p>The read is a splittable DoFn whose restriction is a range of stream sequence numbers. The
- * runner's checkpoint holds the position, not the server: nothing is acknowledged or deleted, and a
- * restore replays from exactly where the checkpoint was taken, on every runner. Without a stop the
- * read is unbounded and follows the stream live; with one it is bounded and split for parallel
- * reading. Element timestamps are the server's publish time by default; see {@link
- * Read#withProcessingTime()} and {@link Read#withTimestampFn}. The watermark follows them and,
- * once the read has caught up, advances to now minus {@link Read#withIdleWatermarkDelay} so
- * event-time windows close on a quiet stream.
+ * <p>The read is a splittable DoFn whose restriction is a range of stream sequence numbers, except
+ * for an unbounded read on Beam's classic Flink runner (or with {@code
+ * --experiments=use_deprecated_read}), which is a Beam {@code UnboundedSource} that Flink runs as a
+ * native source; both forms read the same way (see {@code docs/runners.md}). The runner's
+ * checkpoint holds the position, not the server: nothing is acknowledged or deleted, and a restore
+ * replays from exactly where the checkpoint was taken, on every runner. Without a stop the read is
+ * unbounded and follows the stream live; with one it is bounded and split for parallel reading. A
+ * refusal met while reading (the stream deleted, a missing permission) fails the read with a
+ * message naming it; a server that is away is waited for. Element timestamps are the server's
+ * publish time by default; see {@link Read#withProcessingTime()} and {@link Read#withTimestampFn}.
+ * The watermark follows them and, once the read has caught up, advances to now minus {@link
+ * Read#withIdleWatermarkDelay} so event-time windows close on a quiet stream.
  *
  * <p>To read many streams or subject partitions found at run time, apply {@link
  * #readSourceDescriptors()} to a {@code PCollection<NatsSourceDescriptor>}.
@@ -92,7 +96,7 @@ import org.joda.time.Instant;
  * <p>Each message goes to its own subject unless {@link Write#withSubject} (one subject for all)
  * or {@link Write#withSubjectFn} says otherwise; its headers are published with it. With {@link
  * Write#withJetStream()} every message is published asynchronously, at most {@link
- * Write#withMaxInFlight} (default 4,096) awaiting acknowledgement per worker thread, and every
+ * Write#withMaxInFlight} (default 4,096) awaiting acknowledgement per DoFn instance, and every
  * acknowledgement is awaited before a bundle completes; timed-out publishes are retried with the
  * same message id. With {@link Write#withMessageIdFn} the stream stores each message once even
  * when the runner retries a bundle, as long as the retry comes within the stream's duplicate window
@@ -143,7 +147,9 @@ import org.joda.time.Instant;
  * survives the runner's checkpoints; with {@link #readSourceDescriptors()} it applies to each
  * descriptor. Useful for tests, samples and batch jobs over live subjects.
  *
- * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each split is read.
+ * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each reader reads: the whole read for a
+ * live stream, durable-consumer or single Core read, each piece of a split bounded read, each of
+ * {@link Read#withNumReaders} Core readers.
  *
  * <h2>Rows from payloads, payloads from rows</h2>
  *
@@ -726,7 +732,11 @@ public final class NatsIO {
 
   // ---- Read ------------------------------------------------------------------------------------
 
-  /** A {@link PTransform} that reads one JetStream stream. See {@link NatsIO}. */
+  /**
+   * A {@link PTransform} that reads NATS: a JetStream stream by position ({@link #withStream}), a
+   * JetStream stream through a durable consumer ({@link #withConsumer}), or a Core NATS subject
+   * ({@link #withSubject}). See {@link NatsIO}.
+   */
   @AutoValue
   public abstract static class Read extends PTransform<PBegin, PCollection<NatsMessage>> {
     abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
@@ -774,6 +784,8 @@ public final class NatsIO {
     abstract @Nullable String getConsumerConfigurationJson();
 
     abstract @Nullable Double getMaxMessagesPerSecond();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
 
     abstract Builder toBuilder();
 
@@ -830,30 +842,52 @@ public final class NatsIO {
 
     /**
      * Stamps each message with {@code timestampFn(message)}, which may lag by up to {@code maxDelay}
-     * behind the largest timestamp seen: the watermark trails by that much.
+     * (not negative) behind the largest timestamp seen: the watermark trails by that much, and once
+     * the read has caught up with the stream it advances to now minus {@code maxDelay}, so windows
+     * close on a quiet stream. A function that throws fails the read, or sends the message to
+     * {@link #withBadRecordErrorHandler} when one is given.
      */
     public Read withTimestampFn(SerializableFunction<NatsMessage, Instant> timestampFn, Duration maxDelay) {
       return toBuilder()
           .setTimestampPolicy(TimestampPolicy.TIMESTAMP_FN)
           .setTimestampFn(requireNonNull(timestampFn, "timestampFn"))
-          .setMaxDelay(requireNonNull(maxDelay, "maxDelay"))
+          .setMaxDelay(nonNegative(maxDelay, "withTimestampFn", "maxDelay"))
           .build();
     }
 
     /**
-     * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s). It
-     * covers clock skew between workers and servers: larger is safer, smaller closes windows sooner.
+     * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s; not
+     * negative). It covers clock skew between workers and servers: larger is safer, smaller closes
+     * windows sooner. Stream reads only: Core subject and durable-consumer reads, whose watermark is
+     * wall time, refuse it.
      */
     public Read withIdleWatermarkDelay(Duration idleWatermarkDelay) {
-      return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
+      return toBuilder().setIdleWatermarkDelay(nonNegative(idleWatermarkDelay, "withIdleWatermarkDelay", "idleWatermarkDelay")).build();
     }
 
-    /** A bounded range is split up front into pieces of this many sequences (default 100,000). */
+    /**
+     * For a {@link #withStream} read with {@link #withTimestampFn}: a message whose timestamp
+     * function throws goes to {@code errorHandler} as a {@link BadRecord} (with the message and the
+     * exception) instead of failing the pipeline. A live read with a handler takes the splittable
+     * DoFn form on every runner (a Beam source has no second output), also on Flink; see {@code
+     * docs/runners.md}.
+     */
+    public Read withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
+    }
+
+    /**
+     * A bounded range is split up front into pieces of this many sequences (default 100,000).
+     * Stream reads only: Core subject and durable-consumer reads refuse it.
+     */
     public Read withSplitSize(long splitSize) {
       return toBuilder().setSplitSize(splitSize).build();
     }
 
-    /** How many messages each reader pulls ahead of processing (default 1,000). */
+    /**
+     * How many messages each reader pulls ahead of processing (default 1,000). Stream and
+     * durable-consumer reads; a Core subject read refuses it (see {@link #withMaxBufferedMessages}).
+     */
     public Read withBatchSize(int batchSize) {
       return toBuilder().setBatchSize(batchSize).build();
     }
@@ -923,11 +957,13 @@ public final class NatsIO {
      * NatsIO/messagesRedelivered} metric.
      *
      * <p>Needs a runner that finalizes bundles: the Direct runner, Flink in streaming mode with
-     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Set the consumer's ack
-     * wait above the time from read to commit (Flink: the checkpoint interval) and its max ack pending
-     * above the messages read between commits. Elements carry processing-time timestamps (the
-     * publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and filter options
-     * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Messages waiting for
+     * their commit are kept alive with in-progress acks, so the ack wait may be shorter than the time
+     * from read to commit (Flink: the checkpoint interval); set the consumer's max ack pending above
+     * the messages read between commits. The read uses as many pullers on the consumer as the job's
+     * parallelism (one when it has a record or time limit). Elements carry processing-time
+     * timestamps (the publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and
+     * filter options belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
      */
     public Read withConsumer(String consumerName) {
       return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();
@@ -964,11 +1000,12 @@ public final class NatsIO {
     }
 
     /**
-     * Outputs at most this many messages per second <b>per split being read</b>. Core subject
-     * reads, durable-consumer reads and unbounded stream reads are read as one split, so for them
+     * Outputs at most this many messages per second <b>per reader</b>. An unbounded stream read, a
+     * durable-consumer read and a Core subject read with one reader are each one reader, so for them
      * this is the rate of the whole read; a bounded stream read is split into pieces of {@link
      * #withSplitSize} sequences read in parallel, each at up to this rate (raise the split size to
-     * read it as one piece). Each reader may let one extra message through when it starts. Messages
+     * read it as one piece), and a Core read with {@link #withNumReaders}{@code (n)} has n readers,
+     * each at up to this rate. Each reader may let one extra message through when it starts. Messages
      * wait in the server (JetStream) or the subscription's buffer (Core) meanwhile.
      */
     public Read withMaxMessagesPerSecond(double maxMessagesPerSecond) {
@@ -1006,12 +1043,15 @@ public final class NatsIO {
         }
         return input
             .apply("Impulse", Impulse.create())
+            // A record or time limit applies to the whole read, so a limited read has one puller.
+            .apply("Pullers", ParDo.of(new ReadFromCoreSubjectDoFn.ReaderIndexes(
+                hasLimits() ? 1 : ReadFromDurableConsumerDoFn.pullers(input.getPipeline().getOptions()))))
             .apply("Read stream " + getStream() + " through consumer " + getConsumerName(),
                 ParDo.of(ReadFromDurableConsumerDoFn.create(this)))
             .setCoder(NatsMessageCoder.of());
       }
       NatsSourceDescriptor descriptor = toDescriptor();
-      if (!isBounded() && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
+      if (!isBounded() && getBadRecordErrorHandler() == null && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
         // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource.
         return input.apply("Read stream " + descriptor.getStream(),
             org.apache.beam.sdk.io.Read.from(new JetStreamUnboundedSource(toReadSourceDescriptors(), descriptor)));
@@ -1020,7 +1060,10 @@ public final class NatsIO {
           .apply("Impulse", Impulse.create())
           .apply("Describe stream " + descriptor.getStream(),
               MapElements.into(TypeDescriptor.of(NatsSourceDescriptor.class)).via(new ConstantDescriptor(descriptor)))
-          .apply("Read stream " + descriptor.getStream(), toReadSourceDescriptors());
+          .apply("Read stream " + descriptor.getStream(),
+              getBadRecordErrorHandler() == null
+                  ? toReadSourceDescriptors()
+                  : toReadSourceDescriptors().withBadRecordErrorHandler(getBadRecordErrorHandler()));
     }
 
     private void validate() {
@@ -1046,34 +1089,12 @@ public final class NatsIO {
         validateDurableRead();
         return;
       }
-      if (getStartSequence() != null && getStartTime() != null) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() has both withStartSequence and withStartTime: keep one of them.");
-      }
-      if (getStartSequence() != null && getStartSequence() < 1) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStartSequence(" + getStartSequence() + "): stream sequences start at 1.");
-      }
-      int stops = (getStopSequence() != null ? 1 : 0) + (getStopTime() != null ? 1 : 0) + (getStopAtEndOfStream() ? 1 : 0);
-      if (stops > 1) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() has more than one stop (withStopSequence, withStopTime, withStopAtEndOfStream): keep one of them.");
-      }
-      if (getStopSequence() != null && getStopSequence() <= (getStartSequence() == null ? 1 : getStartSequence())) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStopSequence(" + getStopSequence() + ") is not after the start sequence "
-                + (getStartSequence() == null ? 1 : getStartSequence())
-                + "; the stop is exclusive, so it must be greater than the start.");
-      }
-      if (getStopTime() != null && getStartTime() != null && !getStopTime().isAfter(getStartTime())) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStopTime(" + getStopTime() + ") is not after withStartTime(" + getStartTime() + ").");
-      }
-      for (String filter : getFilterSubjects()) {
-        if (filter == null || filter.isBlank()) {
-          throw new IllegalArgumentException("NatsIO.read() withFilterSubjects has an empty subject.");
-        }
-      }
+      refuseSettingsOfOtherModes(
+          "a position-tracked stream read (withStream without withConsumer)",
+          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null);
+      NatsSourceDescriptor.validatePositions(
+          "NatsIO.read()", getStream(), getFilterSubjects(), getStartSequence(), getStartTime(), getStopSequence(), getStopTime(),
+          getStopAtEndOfStream());
       validateTuning(getSplitSize(), getBatchSize());
     }
 
@@ -1097,6 +1118,17 @@ public final class NatsIO {
             "NatsIO.read() withSubject always uses processing time (Core messages carry no publish time): "
                 + "drop withProcessingTime / withTimestampFn, and assign event times downstream if needed.");
       }
+      if (getConsumerName() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() has both withSubject and withConsumer: a durable consumer reads a JetStream stream. Use "
+                + "withStream(\"name\").withConsumer(\"" + getConsumerName() + "\"), or drop withConsumer.");
+      }
+      refuseSettingsOfOtherModes(
+          "a Core subject read (withSubject)",
+          !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
+          getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
+          getBatchSize() != DEFAULT_BATCH_SIZE ? "withBatchSize (stream and durable-consumer reads)" : null,
+          getBadRecordErrorHandler() != null ? BAD_RECORDS_OF_STREAM_READS : null);
       if (getMaxBufferedMessages() < 1) {
         throw new IllegalArgumentException("NatsIO.read() withMaxBufferedMessages(" + getMaxBufferedMessages() + ") must be at least 1.");
       }
@@ -1126,7 +1158,34 @@ public final class NatsIO {
             "NatsIO.read() withConsumer uses processing time: redeliveries arrive out of order, so event-time timestamps "
                 + "could fall behind the watermark. Drop withTimestampFn and assign event times downstream if needed.");
       }
+      refuseSettingsOfOtherModes(
+          "a durable-consumer read (withConsumer)",
+          !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
+          getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
+          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null,
+          getBadRecordErrorHandler() != null ? BAD_RECORDS_OF_STREAM_READS : null);
       validateTuning(getSplitSize(), getBatchSize());
+    }
+
+    private static final String BAD_RECORDS_OF_STREAM_READS =
+        "withBadRecordErrorHandler (position-tracked stream reads with withTimestampFn, for messages it fails on)";
+
+    /**
+     * Refuses settings that the chosen read mode would ignore; each non-null entry names a setting
+     * and, in parentheses, the reads it belongs to.
+     */
+    private static void refuseSettingsOfOtherModes(String mode, @Nullable String... settings) {
+      List<String> ignored = new ArrayList<>();
+      for (String setting : settings) {
+        if (setting != null) {
+          ignored.add(setting);
+        }
+      }
+      if (!ignored.isEmpty()) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() is " + mode + ", which does not use " + String.join(", ", ignored)
+                + ": drop " + (ignored.size() == 1 ? "it" : "them") + ", or configure the read that setting belongs to.");
+      }
     }
 
     NatsSourceDescriptor toDescriptor() {
@@ -1239,6 +1298,8 @@ public final class NatsIO {
 
       abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
 
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> errorHandler);
+
       abstract Read build();
     }
   }
@@ -1291,6 +1352,8 @@ public final class NatsIO {
     abstract @Nullable Duration getMaxReadTime();
 
     abstract @Nullable Double getMaxMessagesPerSecond();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
 
     abstract Builder toBuilder();
 
@@ -1345,13 +1408,18 @@ public final class NatsIO {
       return toBuilder()
           .setTimestampPolicy(TimestampPolicy.TIMESTAMP_FN)
           .setTimestampFn(requireNonNull(timestampFn, "timestampFn"))
-          .setMaxDelay(requireNonNull(maxDelay, "maxDelay"))
+          .setMaxDelay(nonNegative(maxDelay, "withTimestampFn", "maxDelay"))
           .build();
     }
 
     /** See {@link Read#withIdleWatermarkDelay}. */
     public ReadSourceDescriptors withIdleWatermarkDelay(Duration idleWatermarkDelay) {
-      return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
+      return toBuilder().setIdleWatermarkDelay(nonNegative(idleWatermarkDelay, "withIdleWatermarkDelay", "idleWatermarkDelay")).build();
+    }
+
+    /** See {@link Read#withBadRecordErrorHandler}. */
+    public ReadSourceDescriptors withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
     }
 
     /** See {@link Read#withSplitSize}. */
@@ -1380,7 +1448,7 @@ public final class NatsIO {
       return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
     }
 
-    /** At most this many messages per second per split being read. See {@link Read#withMaxMessagesPerSecond}. */
+    /** At most this many messages per second per reader (each descriptor's range, or piece of one). See {@link Read#withMaxMessagesPerSecond}. */
     public ReadSourceDescriptors withMaxMessagesPerSecond(double maxMessagesPerSecond) {
       return toBuilder().setMaxMessagesPerSecond(maxMessagesPerSecond).build();
     }
@@ -1395,7 +1463,17 @@ public final class NatsIO {
       validateTuning(getSplitSize(), getBatchSize());
       validateLimits(getMaxNumRecords(), getMaxReadTime());
       validateRate(getMaxMessagesPerSecond());
-      return input.apply(ParDo.of(ReadFromJetStreamDoFn.create(this))).setCoder(NatsMessageCoder.of());
+      ErrorHandler<BadRecord, ?> errorHandler = getBadRecordErrorHandler();
+      // The DoFn gets the settings without the handler, which holds the pipeline's error collections.
+      ReadFromJetStreamDoFn fn = ReadFromJetStreamDoFn.create(toBuilder().setBadRecordErrorHandler(null).build(), errorHandler != null);
+      PCollectionTuple outputs =
+          input.apply(ParDo.of(fn).withOutputTags(ReadFromJetStreamDoFn.MESSAGES, TupleTagList.of(BadRecordRouter.BAD_RECORD_TAG)));
+      PCollection<BadRecord> badRecords =
+          outputs.get(BadRecordRouter.BAD_RECORD_TAG).setCoder(BadRecord.getCoder(input.getPipeline()));
+      if (errorHandler != null) {
+        errorHandler.addErrorCollection(badRecords);
+      }
+      return outputs.get(ReadFromJetStreamDoFn.MESSAGES).setCoder(NatsMessageCoder.of());
     }
 
     @Override
@@ -1434,6 +1512,8 @@ public final class NatsIO {
       abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
 
       abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
+
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> errorHandler);
 
       abstract ReadSourceDescriptors build();
     }
@@ -1586,6 +1666,7 @@ public final class NatsIO {
         throw new IllegalArgumentException(
             "NatsIO.write() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
+      getConnectionConfiguration().validate();
       if (getSubject() != null && getSubjectFn() != null) {
         throw new IllegalArgumentException(
             "NatsIO.write() has both withSubject and withSubjectFn: keep one of them.");
@@ -2028,6 +2109,17 @@ public final class NatsIO {
     if (maxReadTime != null && !maxReadTime.isLongerThan(Duration.ZERO)) {
       throw new IllegalArgumentException("NatsIO withMaxReadTime(" + maxReadTime + ") must be positive.");
     }
+  }
+
+  /** {@code duration}, refused when negative: a watermark ahead of the data would make it late. */
+  private static Duration nonNegative(Duration duration, String method, String name) {
+    requireNonNull(duration, name);
+    if (duration.isShorterThan(Duration.ZERO)) {
+      throw new IllegalArgumentException(
+          method + "(" + duration + "): " + name + " must not be negative; a watermark ahead of the messages' timestamps would "
+              + "make them late. Use Duration.ZERO for none.");
+    }
+    return duration;
   }
 
   private static void validateRate(@Nullable Double maxMessagesPerSecond) {

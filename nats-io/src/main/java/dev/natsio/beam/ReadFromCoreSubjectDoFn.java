@@ -153,7 +153,7 @@ abstract class ReadFromCoreSubjectDoFn extends LiveReadDoFn<Integer> {
         Instant now = Instant.now();
         byte[] payload = message.getData() == null ? new byte[0] : message.getData();
         receiver.outputWithTimestamp(
-            NatsMessage.of(message.getSubject(), payload, ReadFromJetStreamDoFn.headersOf(message), null, 0L, now), now);
+            NatsMessage.of(message.getSubject(), payload, JetStreamReadCore.headersOf(message), null, 0L, now), now);
         messageCount++;
         byteCount += payload.length;
       }
@@ -184,7 +184,10 @@ abstract class ReadFromCoreSubjectDoFn extends LiveReadDoFn<Integer> {
     }
   }
 
-  /** Turns the impulse into the read's reader indexes 0..n-1, one element (and subscription) each. */
+  /**
+   * Turns the impulse into reader indexes 0..n-1, one element each: a Core subscription, or a
+   * durable-consumer puller.
+   */
   static final class ReaderIndexes extends DoFn<byte[], Integer> {
     private final int numReaders;
 

@@ -143,6 +143,17 @@ public class NatsIOKeyValueTest {
   }
 
   @Test
+  public void snapshotOfAnEmptyBucketIsEmpty() throws Exception {
+    bucket("empty", 3);
+
+    PCollection<NatsKeyValue> entries =
+        pipeline.apply(NatsIO.readKeyValue().withServers(SERVER.url()).withBucket("empty").withStopAtCurrentRevision());
+
+    PAssert.that(entries).empty();
+    pipeline.run().waitUntilFinish();
+  }
+
+  @Test
   public void readOfAMissingBucketFailsNamingTheBucket() {
     pipeline.apply(NatsIO.readKeyValue().withServers(SERVER.url()).withBucket("nosuchbucket").withStopAtCurrentRevision());
 

@@ -200,6 +200,33 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
   }
 
   /**
+   * Messages the server delivered to each inbox subscription ({@code _INBOX.*}) of the connections
+   * named {@code connectionName}, smallest first, from its monitoring API: one entry per JetStream
+   * puller (pull subscription) plus one for each connection's request inbox, which gets a few API
+   * replies.
+   */
+  public java.util.List<Long> inboxDeliveries(String connectionName) {
+    try {
+      com.fasterxml.jackson.databind.JsonNode connz =
+          new com.fasterxml.jackson.databind.ObjectMapper().readTree(monitoring("/connz?subs=detail&limit=1024"));
+      java.util.List<Long> deliveries = new java.util.ArrayList<>();
+      for (com.fasterxml.jackson.databind.JsonNode connection : connz.path("connections")) {
+        if (connectionName.equals(connection.path("name").asText())) {
+          for (com.fasterxml.jackson.databind.JsonNode sub : connection.path("subscriptions_list_detail")) {
+            if (sub.path("subject").asText().startsWith("_INBOX.")) {
+              deliveries.add(sub.path("msgs").asLong());
+            }
+          }
+        }
+      }
+      deliveries.sort(null);
+      return deliveries;
+    } catch (IOException e) {
+      throw new UncheckedIOException("Unreadable monitoring answer from " + url(), e);
+    }
+  }
+
+  /**
    * A page of the server's HTTP monitoring API, e.g. {@code "/connz?subs=detail"}, as JSON text;
    * lets tests see what the server sees (connections, subscriptions and their message counts).
    */
@@ -355,7 +382,19 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (jwtAccounts != null) {
       config.append(jwtAccounts.serverConfig());
     }
-    if (settings.user != null) {
+    if (settings.user != null && !settings.restrictedUsers.isEmpty()) {
+      config.append("authorization {\n  users: [\n    { user: \"").append(settings.user)
+          .append("\", password: \"").append(settings.password).append("\" }\n");
+      for (String[] restricted : settings.restrictedUsers) {
+        config.append("    { user: \"").append(restricted[0]).append("\", password: \"").append(restricted[1])
+            .append("\", permissions: { publish: { allow: \">\", deny: [");
+        for (int i = 2; i < restricted.length; i++) {
+          config.append(i > 2 ? ", " : "").append('"').append(restricted[i]).append('"');
+        }
+        config.append("] } } }\n");
+      }
+      config.append("  ]\n}\n");
+    } else if (settings.user != null) {
       config.append("authorization {\n  user: \"").append(settings.user)
           .append("\"\n  password: \"").append(settings.password).append("\"\n}\n");
     } else if (settings.token != null) {
@@ -512,6 +551,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     private boolean operatorMode;
     private String clusterBlock;
     private int maxPayload;
+    private final java.util.List<String[]> restrictedUsers = new java.util.ArrayList<>();
 
     private Builder() {}
 
@@ -528,6 +568,23 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
 
     public Builder withToken(String token) {
       this.token = token;
+      return this;
+    }
+
+    /**
+     * Adds a second user, beside the one of {@link #withUserPassword} (which the harness itself
+     * connects as and which may do anything), that may publish to every subject except {@code
+     * deniedPublishSubjects}: for tests of a missing permission, e.g. {@code "$JS.API.STREAM.MSG.GET.>"}.
+     */
+    public Builder withRestrictedUser(String user, String password, String... deniedPublishSubjects) {
+      if (this.user == null) {
+        throw new IllegalStateException("withRestrictedUser needs withUserPassword first: the harness connects as that user");
+      }
+      String[] entry = new String[2 + deniedPublishSubjects.length];
+      entry[0] = user;
+      entry[1] = password;
+      System.arraycopy(deniedPublishSubjects, 0, entry, 2, deniedPublishSubjects.length);
+      restrictedUsers.add(entry);
       return this;
     }
 
