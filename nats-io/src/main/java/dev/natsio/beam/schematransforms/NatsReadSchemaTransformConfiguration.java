@@ -4,18 +4,16 @@ import com.google.auto.value.AutoValue;
 import java.util.List;
 import org.apache.beam.sdk.schemas.AutoValueSchema;
 import org.apache.beam.sdk.schemas.annotations.DefaultSchema;
-import org.apache.beam.sdk.schemas.annotations.SchemaCaseFormat;
 import org.apache.beam.sdk.schemas.annotations.SchemaFieldDescription;
 import org.apache.beam.sdk.schemas.transforms.providers.ErrorHandling;
-import org.apache.beam.vendor.guava.v32_1_2_jre.com.google.common.base.CaseFormat;
 import org.checkerframework.checker.nullness.qual.Nullable;
 
 /**
  * Configuration of {@link NatsReadSchemaTransformProvider}: the settings of {@code NatsIO.read()}
- * and {@code NatsIO.parsePayloads(...)}, with snake_case names for Beam YAML and Python.
+ * and {@code NatsIO.parsePayloads(...)}. Beam's typed provider shows the getters' names in snake_case
+ * ({@code getFilterSubjects} is {@code filter_subjects}), as Beam YAML and Python expect.
  */
 @DefaultSchema(AutoValueSchema.class)
-@SchemaCaseFormat(CaseFormat.LOWER_UNDERSCORE)
 @AutoValue
 public abstract class NatsReadSchemaTransformConfiguration {
 

@@ -3,10 +3,8 @@ package dev.natsio.beam.schematransforms;
 import com.google.auto.value.AutoValue;
 import org.apache.beam.sdk.schemas.AutoValueSchema;
 import org.apache.beam.sdk.schemas.annotations.DefaultSchema;
-import org.apache.beam.sdk.schemas.annotations.SchemaCaseFormat;
 import org.apache.beam.sdk.schemas.annotations.SchemaFieldDescription;
 import org.apache.beam.sdk.schemas.transforms.providers.ErrorHandling;
-import org.apache.beam.vendor.guava.v32_1_2_jre.com.google.common.base.CaseFormat;
 import org.checkerframework.checker.nullness.qual.Nullable;
 
 /**
@@ -14,7 +12,6 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * NatsIO.formatRows(...)} and {@code NatsIO.write()}, with snake_case names for Beam YAML and Python.
  */
 @DefaultSchema(AutoValueSchema.class)
-@SchemaCaseFormat(CaseFormat.LOWER_UNDERSCORE)
 @AutoValue
 public abstract class NatsWriteSchemaTransformConfiguration {
 
