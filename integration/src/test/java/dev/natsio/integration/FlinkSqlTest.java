@@ -32,7 +32,7 @@ public class FlinkSqlTest {
   @Test
   public void aggregationOverAJsonStreamWithMalformedMessagesGivesExactTotalsOnFlink() throws Exception {
     createStream(SERVER.sharedConnection(), "FSQL_AGG", "fsqlagg.>");
-    SqlTestData.publishOrdersWithMalformed(SERVER.sharedConnection(), "fsqlagg.orders", 1_000);
+    SqlTestData.publishOrdersWithMalformed(SERVER.sharedConnection(), "fsqlagg.orders", 500);
     Pipeline pipeline = FlinkPipelines.batch(2);
     pipeline
         .apply(SqlTransform.query("SELECT region, COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY region")
@@ -47,7 +47,7 @@ public class FlinkSqlTest {
     for (String line : CollectingSink.<String>collected("flink-sql-totals")) {
       totals.put(line.substring(0, line.indexOf('=')), line.substring(line.indexOf('=') + 1));
     }
-    assertThat(totals, equalTo(SqlTestData.totals(1_000)));
+    assertThat(totals, equalTo(SqlTestData.totals(500)));
   }
 
   @Test
