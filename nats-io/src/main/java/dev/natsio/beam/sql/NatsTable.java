@@ -29,13 +29,13 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * NatsIO.parsePayloads(format)}, {@code INSERT INTO} is {@code NatsIO.formatRows(format, subject)}
  * then {@code NatsIO.write()}.
  *
- * <h3>Columns</h3>
+ * <p><b>Columns</b>
  *
  * <p>The payload format's schema is the table's columns minus the metadata columns, which are
  * recognised by name ({@link #METADATA_COLUMNS}) and filled from the message rather than the payload.
  * They are read-only: {@code INSERT INTO} leaves them out of the payload.
  *
- * <h3>Bounded or not</h3>
+ * <p><b>Bounded or not</b>
  *
  * <p>A table with {@code stopSequence} or {@code stopAtEndOfStream} is bounded; any other is
  * unbounded and carries the read's watermark (publish time, advancing on an idle stream), so a
