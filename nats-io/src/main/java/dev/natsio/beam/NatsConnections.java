@@ -3,7 +3,11 @@ package dev.natsio.beam;
 import io.nats.client.AuthenticationException;
 import io.nats.client.Connection;
 import io.nats.client.Nats;
-import io.nats.client.impl.ErrorListenerLoggerImpl;
+import io.nats.client.Consumer;
+import io.nats.client.ErrorListener;
+import io.nats.client.JetStreamSubscription;
+import io.nats.client.Message;
+import io.nats.client.support.Status;
 import java.io.IOException;
 import java.security.GeneralSecurityException;
 import java.util.ArrayList;
@@ -143,9 +147,16 @@ final class NatsConnections {
   /**
    * jnats reports why each attempt of a first connect failed only to its error listener (the
    * exception {@code Nats.connect} throws says just "Unable to connect"): this one keeps those
-   * reports until the connection is up, and logs everything as jnats's default listener does.
+   * reports until the connection is up.
+   *
+   * <p>It also replaces jnats's default listener, which logs through java.util.logging at SEVERE
+   * and so bypassed the pipeline's SLF4J set-up with alarming lines around NatsIO's own error.
+   * Here everything goes to SLF4J: problems during the first connect at DEBUG (NatsIO's exception
+   * then says what failed and what to do), problems of a live connection at WARN, routine pull
+   * statuses at DEBUG.
    */
-  static final class FirstConnectErrors extends ErrorListenerLoggerImpl {
+  static final class FirstConnectErrors implements ErrorListener {
+    private static final Logger JNATS = LoggerFactory.getLogger("dev.natsio.beam.jnats");
     final List<Throwable> exceptions = new CopyOnWriteArrayList<>();
     final List<String> errors = new CopyOnWriteArrayList<>();
     volatile boolean connected;
@@ -155,7 +166,12 @@ final class NatsConnections {
       if (!connected && errors.size() < 20) {
         errors.add(error);
       }
-      super.errorOccurred(connection, error);
+      String message = supplyMessage("The NATS server reported an error", connection, null, null, "error", error);
+      if (connected) {
+        JNATS.warn(message);
+      } else {
+        JNATS.debug(message);
+      }
     }
 
     @Override
@@ -163,7 +179,48 @@ final class NatsConnections {
       if (!connected && exceptions.size() < 20) {
         exceptions.add(exception);
       }
-      super.exceptionOccurred(connection, exception);
+      String message = supplyMessage("NATS connection problem", connection, null, null, "exception", exception);
+      if (connected) {
+        JNATS.warn(message);
+      } else {
+        JNATS.debug(message);
+      }
+    }
+
+    @Override
+    public void slowConsumerDetected(Connection connection, Consumer consumer) {
+      JNATS.warn(supplyMessage("Slow consumer: messages are being dropped", connection, consumer, null));
+    }
+
+    @Override
+    public void messageDiscarded(Connection connection, Message message) {
+      JNATS.debug(supplyMessage("Message discarded", connection, null, null, "subject", message.getSubject()));
+    }
+
+    @Override
+    public void heartbeatAlarm(Connection connection, JetStreamSubscription sub, long lastStreamSequence, long lastConsumerSequence) {
+      JNATS.warn(supplyMessage("JetStream heartbeat missed", connection, null, sub,
+          "lastStreamSequence", lastStreamSequence, "lastConsumerSequence", lastConsumerSequence));
+    }
+
+    @Override
+    public void unhandledStatus(Connection connection, JetStreamSubscription sub, Status status) {
+      JNATS.warn(supplyMessage("Unhandled JetStream status", connection, null, sub, "status", status));
+    }
+
+    @Override
+    public void pullStatusWarning(Connection connection, JetStreamSubscription sub, Status status) {
+      JNATS.debug(supplyMessage("JetStream pull status", connection, null, sub, "status", status));
+    }
+
+    @Override
+    public void pullStatusError(Connection connection, JetStreamSubscription sub, Status status) {
+      JNATS.warn(supplyMessage("JetStream pull error", connection, null, sub, "status", status));
+    }
+
+    @Override
+    public void socketWriteTimeout(Connection connection) {
+      JNATS.warn(supplyMessage("NATS socket write timed out", connection, null, null));
     }
   }
 

@@ -337,6 +337,7 @@ public final class NatsIO {
             "NatsIO needs at least one server URL, e.g. \"nats://localhost:4222\"; got \"" + NatsUrls.redact(servers) + "\"");
       }
       for (String url : urls) {
+        NatsUrls.checkScheme(url);
         if (url.toLowerCase(java.util.Locale.ROOT).startsWith("opentls://")) {
           throw new IllegalArgumentException(
               "NatsIO refuses " + url + ": opentls:// accepts any server certificate. Use tls:// and give the server's CA "
@@ -781,9 +782,9 @@ public final class NatsIO {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
 
-    /** The JetStream stream to read. */
+    /** The JetStream stream to read, by name (not a subject: filter subjects with {@link #withFilterSubjects}). */
     public Read withStream(String stream) {
-      return toBuilder().setStream(stream).build();
+      return toBuilder().setStream(NatsNames.checkStream(stream, "withStream")).build();
     }
 
     /** Reads only these subjects of the stream (wildcards allowed; several need nats-server 2.10+). */
@@ -923,7 +924,7 @@ public final class NatsIO {
      * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
      */
     public Read withConsumer(String consumerName) {
-      return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();
+      return toBuilder().setConsumerName(NatsNames.checkConsumer(consumerName, "withConsumer")).setConsumerConfigurationJson(null).build();
     }
 
     /**
@@ -953,7 +954,8 @@ public final class NatsIO {
             "withConsumerConfiguration(" + name + ") has ack policy " + configuration.getAckPolicy()
                 + "; NatsIO acknowledges each message after the runner commits it: use AckPolicy.Explicit.");
       }
-      return toBuilder().setConsumerName(name).setConsumerConfigurationJson(configuration.toJson()).build();
+      return toBuilder().setConsumerName(NatsNames.checkConsumer(name, "withConsumerConfiguration"))
+          .setConsumerConfigurationJson(configuration.toJson()).build();
     }
 
     /**
@@ -1522,7 +1524,7 @@ public final class NatsIO {
      * only): the server checks it and the message goes to the bad-record handler.
      */
     public Write withExpectedStream(String stream) {
-      return toBuilder().setExpectedStream(requireNonNull(stream, "stream")).build();
+      return toBuilder().setExpectedStream(NatsNames.checkStream(stream, "withExpectedStream")).build();
     }
 
     /**

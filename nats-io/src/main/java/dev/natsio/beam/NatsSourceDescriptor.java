@@ -41,7 +41,7 @@ public abstract class NatsSourceDescriptor implements Serializable {
 
   /** Reads {@code stream} from its first message, unbounded. */
   public static NatsSourceDescriptor of(String stream) {
-    return builder().setStream(stream).setFilterSubjects(List.of()).setStopAtEndOfStream(false).build();
+    return builder().setStream(NatsNames.checkStream(stream, "NatsSourceDescriptor.of")).setFilterSubjects(List.of()).setStopAtEndOfStream(false).build();
   }
 
   public static Builder builder() {

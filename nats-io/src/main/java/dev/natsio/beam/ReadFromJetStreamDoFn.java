@@ -2,6 +2,7 @@ package dev.natsio.beam;
 
 import io.nats.client.Message;
 import io.nats.client.api.MessageInfo;
+import io.nats.client.api.StreamInfo;
 import io.nats.client.api.StreamState;
 import io.nats.client.impl.Headers;
 import io.nats.client.impl.NatsJetStreamMetaData;
@@ -137,7 +138,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           "readSourceDescriptors().withBounded() needs every descriptor to have a stop, but the one for stream '"
               + stream + "' has none: give it withStopSequence, withStopTime or withStopAtEndOfStream.");
     }
-    StreamState state = metadata().readableStream(descriptor).getStreamState();
+    StreamInfo info = metadata().readableStream(descriptor);
+    StreamState state = info.getStreamState();
     long from = metadata().startSequence(descriptor, state);
     long last = state.getLastSequence();
 
@@ -154,7 +156,12 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       to = Long.MAX_VALUE;
     }
     OffsetRange range = new OffsetRange(from, Math.max(from, to));
-    return LimitedOffsetRange.withLimits(range, spec.getMaxNumRecords(), spec.getMaxReadTime());
+    LimitedOffsetRange restriction = LimitedOffsetRange.withLimits(range, spec.getMaxNumRecords(), spec.getMaxReadTime());
+    long size = range.getTo() - range.getFrom();
+    long splits = restriction.isLimited() || range.getTo() == Long.MAX_VALUE || size <= spec.getSplitSize()
+        ? 1 : range.split(spec.getSplitSize(), 1).size();
+    metadata().logResolvedRange(descriptor, info, range.getFrom(), range.getTo(), splits);
+    return restriction;
   }
 
   @SplitRestriction
