@@ -55,7 +55,7 @@ import org.joda.time.Instant;
  *
  * <p>Formats are immutable and serializable. The Avro and Arrow formats need Beam's Avro or Arrow
  * extension on the class path (NatsIO declares them optional, so a JSON pipeline does not pull
- * them in); docs/formats.md lists the artifacts.
+ * them in); <a href="doc-files/formats.md">docs/formats.md</a> lists the artifacts.
  *
  * <p>No method of this class names an Avro or Arrow type, not even privately: runners serialize
  * formats with Java serialization, which resolves every declared method's parameter types, so a
@@ -69,6 +69,7 @@ public abstract class NatsFormat implements Serializable {
   /** The field {@link #string()} and {@link #bytes()} put the payload in. */
   public static final String PAYLOAD_FIELD = "payload";
 
+  /** True when a payload holds one record per line. */
   private final boolean newlineDelimited;
 
   NatsFormat(boolean newlineDelimited) {

@@ -108,7 +108,7 @@ import org.joda.time.Instant;
  * durable pull consumer instead and acknowledges each message once the runner has committed the
  * bundle that output it (bundle finalization): at-least-once, with redeliveries marked by {@link
  * NatsMessage#getDeliveredCount()}. It needs a runner that finalizes bundles (Flink: streaming with
- * checkpointing); see {@code docs/delivery-modes.md}.
+ * checkpointing); see <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
  *
  * <h2>Reading a Core NATS subject</h2>
  *
@@ -269,6 +269,7 @@ public final class NatsIO {
     /** Comma-separated server URLs, e.g. {@code nats://a:4222,nats://b:4222}. */
     public abstract String getServers();
 
+    /** The user name for user/password authentication, or null. The password is never exposed. */
     public abstract @Nullable String getUsername();
 
     abstract @Nullable String getPassword();
@@ -280,16 +281,20 @@ public final class NatsIO {
     /** Path of a NATS credentials file (user JWT and nkey seed), read on each worker. */
     public abstract @Nullable String getCredentialsFile();
 
+    /** Path of the trust store holding the CAs the server's certificate must chain to, or null. */
     public abstract @Nullable String getTrustStorePath();
 
     abstract @Nullable String getTrustStorePassword();
 
+    /** The trust store's type ({@code JKS}, {@code PKCS12}); null means the JVM default. */
     public abstract @Nullable String getTrustStoreType();
 
+    /** Path of the key store holding the client certificate for mutual TLS, or null. */
     public abstract @Nullable String getKeyStorePath();
 
     abstract @Nullable String getKeyStorePassword();
 
+    /** The key store's type ({@code JKS}, {@code PKCS12}); null means the JVM default. */
     public abstract @Nullable String getKeyStoreType();
 
     /** Path of a PEM file of CA certificates the server's certificate must chain to. */
@@ -304,16 +309,22 @@ public final class NatsIO {
     /** Whether TLS also checks that the server's certificate names the host connected to (default true). */
     public abstract boolean getTlsHostnameVerification();
 
+    /** The JetStream domain to address (a leaf node's or hub's), or null for the local one. */
     public abstract @Nullable String getJetStreamDomain();
 
+    /** The JetStream API prefix (for an account import), or null for {@code $JS.API}. */
     public abstract @Nullable String getJetStreamApiPrefix();
 
+    /** The name the server shows for this client's connections, or null. */
     public abstract @Nullable String getConnectionName();
 
+    /** How long the first connect may take (default 5 s). */
     public abstract Duration getConnectTimeout();
 
+    /** The pause between reconnect attempts (default 250 ms). */
     public abstract Duration getReconnectWait();
 
+    /** Reconnect attempts after a connection is lost; -1 (the default) retries forever. */
     public abstract int getMaxReconnects();
 
     abstract Builder toBuilder();
@@ -347,14 +358,17 @@ public final class NatsIO {
       return servers;
     }
 
+    /** This configuration with other servers: comma-separated URLs such as {@code nats://host:4222}. */
     public ConnectionConfiguration withServers(String servers) {
       return toBuilder().setServers(checkServers(servers)).build();
     }
 
+    /** Authenticates with a user name and password (kept out of display data and logs). */
     public ConnectionConfiguration withUsernamePassword(String username, String password) {
       return toBuilder().setUsername(requireNonNull(username, "username")).setPassword(requireNonNull(password, "password")).build();
     }
 
+    /** Authenticates with a token (kept out of display data and logs). */
     public ConnectionConfiguration withToken(String token) {
       return toBuilder().setToken(requireNonNull(token, "token")).build();
     }
@@ -452,6 +466,7 @@ public final class NatsIO {
       return toBuilder().setConnectTimeout(connectTimeout).build();
     }
 
+    /** The pause between reconnect attempts after a connection is lost (default 250 ms). */
     public ConnectionConfiguration withReconnectWait(Duration reconnectWait) {
       return toBuilder().setReconnectWait(reconnectWait).build();
     }
@@ -778,6 +793,7 @@ public final class NatsIO {
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public Read withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
@@ -857,7 +873,7 @@ public final class NatsIO {
      * read of a plain subscription, with processing-time timestamps. Messages published while no
      * subscription is open, or beyond the buffer between bundles ({@link
      * #withMaxBufferedMessages}), are lost; losses from a full buffer are counted in the {@code
-     * NatsIO/coreMessagesDropped} metric and logged. See {@code docs/delivery-modes.md}.
+     * NatsIO/coreMessagesDropped} metric and logged. See <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
      */
     public Read withSubject(String subject) {
       return toBuilder().setSubject(requireNonNull(subject, "subject")).build();
@@ -921,7 +937,7 @@ public final class NatsIO {
      * wait above the time from read to commit (Flink: the checkpoint interval) and its max ack pending
      * above the messages read between commits. Elements carry processing-time timestamps (the
      * publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and filter options
-     * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     * belong to the consumer, not the read. See <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
      */
     public Read withConsumer(String consumerName) {
       return toBuilder().setConsumerName(NatsNames.checkConsumer(consumerName, "withConsumer")).setConsumerConfigurationJson(null).build();
@@ -1315,12 +1331,14 @@ public final class NatsIO {
       return getTimestampPolicy() == TimestampPolicy.TIMESTAMP_FN ? timestamp.minus(getMaxDelay()) : timestamp;
     }
 
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
     public ReadSourceDescriptors withServers(String servers) {
       ConnectionConfiguration current = getConnectionConfiguration();
       return withConnectionConfiguration(
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public ReadSourceDescriptors withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
@@ -1478,6 +1496,7 @@ public final class NatsIO {
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public Write withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }

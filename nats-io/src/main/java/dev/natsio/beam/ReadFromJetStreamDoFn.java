@@ -37,7 +37,7 @@ import org.slf4j.LoggerFactory;
  * reads the JetStream stream a {@link NatsSourceDescriptor} names, as an {@link OffsetRange} over
  * stream sequence numbers.
  *
- * <h3>Initial restriction</h3>
+ * <h2>Initial restriction</h2>
  *
  * <p>From: the descriptor's start sequence (raised to the stream's first), the first sequence
  * stored at or after its start time, or the stream's first sequence. To (exclusive): the stop
@@ -53,7 +53,7 @@ import org.slf4j.LoggerFactory;
  * budget is bounded even without a stop; it ends when the budget is spent, the deadline passes or
  * the range ends, whichever comes first.
  *
- * <h3>Splitting</h3>
+ * <h2>Splitting</h2>
  *
  * <p>Bounded ranges are split up front into pieces of {@code splitSize} sequences so a backfill
  * reads in parallel; the runner may split further at any claimed position ({@link
@@ -62,7 +62,7 @@ import org.slf4j.LoggerFactory;
  * record or time budget is not split up front and only at checkpoints afterwards (see {@link
  * LimitedOffsetRange.Tracker}): the budget holds per descriptor, exactly.
  *
- * <h3>Reading and gaps</h3>
+ * <h2>Reading and gaps</h2>
  *
  * <p>Each call takes a {@link JetStreamReader} parked at the restriction's start ({@link
  * JetStreamReader#PARKED}) or opens one, then claims each delivered sequence. Sequences have gaps
@@ -70,19 +70,19 @@ import org.slf4j.LoggerFactory;
  * interval and the range has an end, the read asks the server for the next matching sequence; if
  * none lies below the end, it claims the end so the range is done.
  *
- * <h3>Checkpoint and resume</h3>
+ * <h2>Checkpoint and resume</h2>
  *
  * <p>The residual restriction starts at the last claimed sequence + 1; the reader is parked under
  * that sequence so the resumed call continues without a new consumer. After a restore from an
  * older checkpoint the positions differ, a new consumer starts at the restored position, and
  * every message after it is read again exactly once.
  *
- * <h3>Progress and size</h3>
+ * <h2>Progress and size</h2>
  *
  * <p>Size is the remaining sequences times the stream's average message size. Counters of
  * messages and bytes read and a backlog gauge per stream are reported, as is the source's lineage.
  *
- * <h3>Watermark</h3>
+ * <h2>Watermark</h2>
  *
  * <p>With publish-time timestamps (the default) the watermark is the latest publish time read,
  * through a manual estimator kept monotonic. When the read has caught up (the server holds nothing
