@@ -21,7 +21,7 @@ import org.apache.beam.sdk.values.Row;
 /**
  * Bounded JSON orders to rows to totals per region: the pipeline most projects start from.
  *
- * <p>It fills the stream {@code orders} with {@value #ORDERS} JSON orders and two malformed
+ * <p>It fills the stream {@code example_orders} with {@value #ORDERS} JSON orders and two malformed
  * payloads, reads the stream to its end, parses the payloads into rows with {@link
  * NatsFormat#json} (dropping the malformed ones) and prints each region's order count and total.
  * It needs nothing but {@code nats-io} and a runner: no Avro, no Arrow.
@@ -49,21 +49,21 @@ public final class OrdersByRegion {
     ExampleOptions options = PipelineOptionsFactory.fromArgs(args).withValidation().as(ExampleOptions.class);
     String url = options.getNatsUrl();
     try (Connection connection = Nats.connect(url)) {
-      Streams.recreate(connection, StreamConfiguration.builder().name("orders").subjects("orders.>").build());
+      Streams.recreate(connection, StreamConfiguration.builder().name("example_orders").subjects("example.orders.>").build());
       JetStream js = connection.jetStream();
       for (int id = 0; id < ORDERS; id++) {
         String region = REGIONS[id % REGIONS.length];
         String json = String.format("{\"id\": %d, \"region\": \"%s\", \"amount\": %.2f}", id, region, amountOf(id));
-        js.publish("orders." + region, json.getBytes(StandardCharsets.UTF_8));
+        js.publish("example.orders." + region, json.getBytes(StandardCharsets.UTF_8));
       }
-      js.publish("orders.eu", "not json".getBytes(StandardCharsets.UTF_8));
-      js.publish("orders.us", "{\"id\": \"seven\"}".getBytes(StandardCharsets.UTF_8));
+      js.publish("example.orders.eu", "not json".getBytes(StandardCharsets.UTF_8));
+      js.publish("example.orders.us", "{\"id\": \"seven\"}".getBytes(StandardCharsets.UTF_8));
     }
-    System.out.printf("Published %d orders and 2 malformed payloads to stream 'orders' at %s%n", ORDERS, url);
+    System.out.printf("Published %d orders and 2 malformed payloads to stream 'example_orders' at %s%n", ORDERS, url);
 
     Pipeline pipeline = Pipeline.create(options);
     pipeline
-        .apply("Read orders", NatsIO.read().withServers(url).withStream("orders").withStopAtEndOfStream())
+        .apply("Read orders", NatsIO.read().withServers(url).withStream("example_orders").withStopAtEndOfStream())
         .apply("Parse JSON", NatsIO.parsePayloads(NatsFormat.json(ORDER)).withDropBadRecords())
         .apply("Count and sum per region", Group.<Row>byFieldNames("region")
             .aggregateField("amount", Count.combineFn(), "orders")
