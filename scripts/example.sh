@@ -6,7 +6,7 @@
 # SecureConnection (which starts its own TLS server with a password on port 4443).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-example="${1:?Usage: scripts/example.sh ExampleName [pipeline options]; see the README's Examples section}"
+example="${1:?Usage: scripts/example.sh ExampleName [pipeline options]; see the Examples section of README.md}"
 shift
 [ -f "examples/src/main/java/dev/natsio/examples/${example}.java" ] ||
   { echo "No example named ${example} in examples/src/main/java/dev/natsio/examples/."; exit 2; }
@@ -17,6 +17,7 @@ if [ "$example" = SecureConnection ]; then
   # A TLS server with a user and password, certificates made for this run.
   PORT="${NATS_TLS_PORT:-4443}"
   tls_dir="$(mktemp -d -t natsio-tls-XXXXXX)"
+  trap 'stop_local_server; rm -rf "$tls_dir"' EXIT
   openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$tls_dir/server-key.pem" -out "$tls_dir/server-cert.pem" 2>/dev/null
@@ -37,3 +38,4 @@ mvn_plain -q -pl examples -am -DskipTests -Dmaven.javadoc.skip=true -Dmaven.sour
 opens="$(sed -n 's:.*<flink.jvm.opens>\(.*\)</flink.jvm.opens>.*:\1:p' pom.xml)"
 # shellcheck disable=SC2086
 java $opens -cp "examples/target/classes:$(cat examples/target/classpath.txt)" "dev.natsio.examples.${example}" "${args[@]}" "$@"
+

@@ -10,6 +10,7 @@ import static org.hamcrest.Matchers.startsWith;
 import static org.junit.Assert.assertThrows;
 
 import dev.natsio.beam.testing.NatsTestServer;
+import dev.natsio.beam.testing.TeeOutputStream;
 import io.nats.client.api.StreamInfoOptions;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -168,34 +169,12 @@ public class ExamplesTest {
     PrintStream original = System.out;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
     // Tee: the output stays visible in the test's report while the test reads it.
-    System.setOut(new PrintStream(new TeeStream(original, captured), true, StandardCharsets.UTF_8));
+    System.setOut(new PrintStream(new TeeOutputStream(original, captured), true, StandardCharsets.UTF_8));
     try {
       main.run(all);
     } finally {
       System.setOut(original);
     }
     return captured.toString(StandardCharsets.UTF_8);
-  }
-
-  private static final class TeeStream extends java.io.OutputStream {
-    private final PrintStream first;
-    private final ByteArrayOutputStream second;
-
-    TeeStream(PrintStream first, ByteArrayOutputStream second) {
-      this.first = first;
-      this.second = second;
-    }
-
-    @Override
-    public synchronized void write(int b) {
-      first.write(b);
-      second.write(b);
-    }
-
-    @Override
-    public synchronized void write(byte[] b, int off, int len) {
-      first.write(b, off, len);
-      second.write(b, off, len);
-    }
   }
 }

@@ -36,7 +36,13 @@ public class JavadocTest {
         uncommented.add(new File(diagnostic.getSource().getName()).getName() + ":" + diagnostic.getLineNumber());
       }
     }, null, options, null);
-    task.call();
+    try {
+      task.call();
+    } finally {
+      try (java.util.stream.Stream<Path> files = Files.walk(out)) {
+        files.sorted(java.util.Comparator.reverseOrder()).map(Path::toFile).forEach(File::delete);
+      }
+    }
     assertThat(uncommented, empty());
   }
 }

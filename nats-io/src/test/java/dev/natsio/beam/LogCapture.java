@@ -1,7 +1,7 @@
 package dev.natsio.beam;
 
+import dev.natsio.beam.testing.TeeOutputStream;
 import java.io.ByteArrayOutputStream;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 
@@ -14,19 +14,7 @@ final class LogCapture implements AutoCloseable {
   private final ByteArrayOutputStream captured = new ByteArrayOutputStream();
 
   LogCapture() {
-    System.setErr(new PrintStream(new OutputStream() {
-      @Override
-      public synchronized void write(int b) {
-        original.write(b);
-        captured.write(b);
-      }
-
-      @Override
-      public synchronized void write(byte[] b, int off, int len) {
-        original.write(b, off, len);
-        captured.write(b, off, len);
-      }
-    }, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(new TeeOutputStream(original, captured), true, StandardCharsets.UTF_8));
   }
 
   /** Everything logged so far. */
