@@ -163,23 +163,19 @@ final class NatsConnections {
 
     @Override
     public void errorOccurred(Connection connection, String error) {
-      if (!connected && errors.size() < 20) {
-        errors.add(error);
-      }
-      String message = supplyMessage("The NATS server reported an error", connection, null, null, "error", error);
-      if (connected) {
-        JNATS.warn(message);
-      } else {
-        JNATS.debug(message);
-      }
+      report(errors, error, supplyMessage("The NATS server reported an error", connection, null, null, "error", error));
     }
 
     @Override
     public void exceptionOccurred(Connection connection, Exception exception) {
-      if (!connected && exceptions.size() < 20) {
-        exceptions.add(exception);
+      report(exceptions, exception, supplyMessage("NATS connection problem", connection, null, null, "exception", exception));
+    }
+
+    /** Keeps a first-connect problem for NatsIO's exception, and logs it at the level for its phase. */
+    private <T> void report(List<T> kept, T problem, String message) {
+      if (!connected && kept.size() < 20) {
+        kept.add(problem);
       }
-      String message = supplyMessage("NATS connection problem", connection, null, null, "exception", exception);
       if (connected) {
         JNATS.warn(message);
       } else {
