@@ -146,10 +146,12 @@ final class JetStreamMetadata {
       return jsm.getStreamInfo(stream);
     } catch (JetStreamApiException e) {
       if (e.getApiErrorCode() == STREAM_NOT_FOUND) {
-        throw JetStreamReadCore.permanent(
-            "JetStream stream '" + stream + "' does not exist on " + servers
-                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).",
-            e);
+        String bucket = KeyValueBuckets.bucketOf(stream);
+        String problem = bucket != null
+            ? KeyValueBuckets.missingBucket(bucket, servers)
+            : "JetStream stream '" + stream + "' does not exist on " + servers
+                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).";
+        throw JetStreamReadCore.permanent(problem, e);
       }
       throw new NatsIOException("Could not read JetStream stream '" + stream + "' on " + servers + ": " + e.getMessage(), e);
     } catch (IOException e) {

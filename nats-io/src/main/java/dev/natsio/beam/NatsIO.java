@@ -19,6 +19,9 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.coders.KvCoder;
+import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.transforms.DoFn;
 import javax.net.ssl.SSLContext;
 import org.apache.beam.sdk.transforms.Impulse;
@@ -26,19 +29,23 @@ import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.SerializableFunction;
+import org.apache.beam.sdk.transforms.View;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.transforms.errorhandling.BadRecord;
 import org.apache.beam.sdk.transforms.errorhandling.BadRecordRouter;
 import org.apache.beam.sdk.transforms.errorhandling.ErrorHandler;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.PCollectionView;
 import org.apache.beam.sdk.values.PInput;
 import org.apache.beam.sdk.values.POutput;
 import org.apache.beam.sdk.values.PValue;
 import org.apache.beam.sdk.values.TupleTag;
 import org.apache.beam.sdk.values.TupleTagList;
 import org.apache.beam.sdk.values.TypeDescriptor;
+import org.apache.beam.sdk.values.TypeDescriptors;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
@@ -1783,6 +1790,337 @@ public final class NatsIO {
 
     @Override
     public void finishSpecifyingOutput(String transformName, PInput input, PTransform<?, ?> transform) {}
+  }
+
+  // ---- Key/Value buckets -----------------------------------------------------------------------
+
+  /**
+   * A read of a JetStream Key/Value bucket as a changelog: configure it with {@code withServers}
+   * and {@code withBucket}. See {@link ReadKeyValue}.
+   */
+  public static ReadKeyValue readKeyValue() {
+    return new AutoValue_NatsIO_ReadKeyValue.Builder()
+        .setKeys(List.of())
+        .setHistory(false)
+        .setStopAtCurrentRevision(false)
+        .build();
+  }
+
+  /**
+   * A write of {@code PCollection<KV<String, byte[]>>} to a JetStream Key/Value bucket: configure it
+   * with {@code withServers} and {@code withBucket}. See {@link WriteKeyValue}.
+   */
+  public static WriteKeyValue writeKeyValue() {
+    return new AutoValue_NatsIO_WriteKeyValue.Builder().setMaxInFlight(DEFAULT_MAX_IN_FLIGHT).build();
+  }
+
+  /**
+   * Reads a JetStream Key/Value bucket as a {@code PCollection<NatsKeyValue>}: by default the
+   * latest revision of every key, then every change; with {@link #withHistory()} every revision the
+   * bucket holds, then every change; with {@link #withStopAtCurrentRevision()} only up to the
+   * bucket's revision when the read starts (bounded).
+   *
+   * <pre>{@code
+   * PCollection<NatsKeyValue> config = pipeline.apply(
+   *     NatsIO.readKeyValue()
+   *         .withServers("nats://localhost:4222")
+   *         .withBucket("config")
+   *         .withKeys("app.>")                      // optional
+   *         .withStopAtCurrentRevision());          // optional: a bounded snapshot
+   * }</pre>
+   *
+   * <p>A bucket is the stream {@code KV_<bucket>}, and this read is {@link NatsIO#read()} of that
+   * stream followed by a mapping step: positions (revisions), splitting, checkpoints, restore,
+   * timestamps (each revision's creation time) and the watermark are exactly the stream read's,
+   * and a restored job resumes at the next revision. Deletes and purges are entries with operation
+   * {@code DELETE} or {@code PURGE} and an empty value. A bucket that does not exist fails the read
+   * with an error naming it.
+   *
+   * <p>Latest values with a bucket history above 1: a revision is dropped when the stream holds a
+   * newer revision of its key that the read will also deliver (below the snapshot's end when
+   * bounded), found with one server lookup per revision read; with history 1 no lookup is needed.
+   * So a bounded snapshot holds exactly each key's latest revision as of its end. See {@code
+   * docs/key-value.md}.
+   */
+  @AutoValue
+  public abstract static class ReadKeyValue extends PTransform<PBegin, PCollection<NatsKeyValue>> {
+    abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
+
+    abstract @Nullable String getBucket();
+
+    abstract List<String> getKeys();
+
+    abstract boolean isHistory();
+
+    abstract boolean isStopAtCurrentRevision();
+
+    abstract Builder toBuilder();
+
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
+    public ReadKeyValue withServers(String servers) {
+      ConnectionConfiguration current = getConnectionConfiguration();
+      return withConnectionConfiguration(
+          current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
+    }
+
+    /** How to reach NATS, with authentication and TLS. See {@link ConnectionConfiguration}. */
+    public ReadKeyValue withConnectionConfiguration(ConnectionConfiguration configuration) {
+      return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
+    }
+
+    /** The bucket to read. */
+    public ReadKeyValue withBucket(String bucket) {
+      return toBuilder().setBucket(requireNonNull(bucket, "bucket")).build();
+    }
+
+    /**
+     * Reads only keys matching this filter ({@code *} one token, {@code >} the rest, as in NATS
+     * subjects), e.g. {@code "app.>"}. Several filters are read as {@link
+     * Read#withFilterSubjects} reads several subjects.
+     */
+    public ReadKeyValue withKeys(String... keyFilters) {
+      return toBuilder().setKeys(List.copyOf(Arrays.asList(keyFilters))).build();
+    }
+
+    /** Reads every revision the bucket holds (up to its history per key), not only the latest of each key. */
+    public ReadKeyValue withHistory() {
+      return toBuilder().setHistory(true).build();
+    }
+
+    /**
+     * Stops at the bucket's latest revision as of when the read starts: the read is bounded. Without
+     * it the read continues with every later change.
+     */
+    public ReadKeyValue withStopAtCurrentRevision() {
+      return toBuilder().setStopAtCurrentRevision(true).build();
+    }
+
+    @Override
+    public PCollection<NatsKeyValue> expand(PBegin input) {
+      String transform = "NatsIO.readKeyValue()";
+      if (getConnectionConfiguration() == null) {
+        throw new IllegalArgumentException(
+            transform + " needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
+      }
+      KeyValueBuckets.validateBucket(transform, getBucket());
+      String bucket = getBucket();
+      String[] filters = new String[getKeys().size()];
+      for (int i = 0; i < filters.length; i++) {
+        KeyValueBuckets.validateKeyFilter(transform, getKeys().get(i));
+        filters[i] = KeyValueBuckets.subjectOf(bucket, getKeys().get(i));
+      }
+      Read read = read()
+          .withConnectionConfiguration(getConnectionConfiguration())
+          .withStream(KeyValueBuckets.streamOf(bucket))
+          .withFilterSubjects(filters);
+      if (isStopAtCurrentRevision() && !isHistory()) {
+        // A bounded snapshot: its end is fixed once, before the read, so the mapping step knows which
+        // newer revisions the read will deliver (see KeyValueEntriesDoFn).
+        PCollection<NatsSourceDescriptor> snapshot = input
+            .apply("Impulse", Impulse.create())
+            .apply("Find current revision of bucket " + bucket,
+                ParDo.of(new KeyValueEntriesDoFn.SnapshotPoint(getConnectionConfiguration(), read.toDescriptor())));
+        PCollectionView<NatsSourceDescriptor> end = snapshot.apply("Snapshot end", View.asSingleton());
+        return snapshot
+            .apply("Read bucket " + bucket, read.toReadSourceDescriptors().withBounded())
+            .apply("Latest revisions",
+                ParDo.of(new KeyValueEntriesDoFn(getConnectionConfiguration(), bucket, true, end)).withSideInputs(end))
+            .setCoder(NatsKeyValueCoder.of());
+      }
+      if (isStopAtCurrentRevision()) {
+        read = read.withStopAtEndOfStream();
+      }
+      return input
+          .apply("Read bucket " + bucket, read)
+          .apply(isHistory() ? "Revisions" : "Latest revisions",
+              ParDo.of(new KeyValueEntriesDoFn(getConnectionConfiguration(), bucket, !isHistory(), null)))
+          .setCoder(NatsKeyValueCoder.of());
+    }
+
+    @Override
+    public void populateDisplayData(DisplayData.Builder builder) {
+      super.populateDisplayData(builder);
+      if (getConnectionConfiguration() != null) {
+        getConnectionConfiguration().populateDisplayData(builder);
+      }
+      builder.addIfNotNull(DisplayData.item("bucket", getBucket()).withLabel("Key/Value bucket"));
+      if (!getKeys().isEmpty()) {
+        builder.add(DisplayData.item("keys", String.join(",", getKeys())));
+      }
+      builder.add(DisplayData.item("revisions", isHistory() ? "all" : "latest per key"));
+      builder.add(DisplayData.item("stopAtCurrentRevision", isStopAtCurrentRevision()));
+    }
+
+    @AutoValue.Builder
+    abstract static class Builder {
+      abstract Builder setConnectionConfiguration(ConnectionConfiguration configuration);
+
+      abstract Builder setBucket(String bucket);
+
+      abstract Builder setKeys(List<String> keys);
+
+      abstract Builder setHistory(boolean history);
+
+      abstract Builder setStopAtCurrentRevision(boolean stopAtCurrentRevision);
+
+      abstract ReadKeyValue build();
+    }
+  }
+
+  /**
+   * Writes {@code KV<key, value>} elements to a JetStream Key/Value bucket: a put per element, a
+   * null value deleting the key. Outputs {@code KV<key, revision>} for every put and delete the
+   * server stored.
+   *
+   * <pre>{@code
+   * PCollection<KV<String, Long>> revisions = updates                 // PCollection<KV<String, byte[]>>
+   *     .setCoder(KvCoder.of(StringUtf8Coder.of(), NullableCoder.of(ByteArrayCoder.of())))  // for null values
+   *     .apply(NatsIO.writeKeyValue()
+   *         .withServers("nats://localhost:4222")
+   *         .withBucket("config")
+   *         .withExpectedRevisionFn(kv -> expected.get(kv.getKey()))   // optional compare-and-set
+   *         .withBadRecordErrorHandler(errorHandler));                  // optional
+   * }</pre>
+   *
+   * <p>A put is a JetStream publish to {@code $KV.<bucket>.<key>}, a delete one with the header
+   * {@code KV-Operation: DEL}, exactly as jnats's own {@code KeyValue} sends them, through {@link
+   * NatsIO#write()}'s JetStream write: at most {@link #withMaxInFlight} unacknowledged per worker
+   * thread, every acknowledgement awaited before a bundle commits, unknown outcomes retried.
+   *
+   * <p>Keys NATS refuses (anything but A-Z, a-z, 0-9, {@code - _ / = .}, a leading or trailing dot,
+   * wildcards) are refused before they are published, with the key named. With {@link
+   * #withExpectedRevisionFn} each put is a compare-and-set; a put that finds another revision, like
+   * a refused key, goes to {@link #withBadRecordErrorHandler} or, without one, fails the bundle.
+   */
+  @AutoValue
+  public abstract static class WriteKeyValue extends PTransform<PCollection<KV<String, byte[]>>, PCollection<KV<String, Long>>> {
+    abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
+
+    abstract @Nullable String getBucket();
+
+    abstract @Nullable SerializableFunction<KV<String, byte[]>, Long> getExpectedRevisionFn();
+
+    abstract int getMaxInFlight();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
+
+    abstract Builder toBuilder();
+
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
+    public WriteKeyValue withServers(String servers) {
+      ConnectionConfiguration current = getConnectionConfiguration();
+      return withConnectionConfiguration(
+          current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
+    }
+
+    /** How to reach NATS, with authentication and TLS. See {@link ConnectionConfiguration}. */
+    public WriteKeyValue withConnectionConfiguration(ConnectionConfiguration configuration) {
+      return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
+    }
+
+    /** The bucket to write to; it must exist (a put to a missing bucket is refused by the server). */
+    public WriteKeyValue withBucket(String bucket) {
+      return toBuilder().setBucket(requireNonNull(bucket, "bucket")).build();
+    }
+
+    /**
+     * Makes each put a compare-and-set: it is stored only if the key's latest revision is {@code
+     * expectedRevisionFn(element)}, 0 meaning the key has no revision at all (a deleted key has
+     * one: its delete), null meaning no check for that element. A put that finds another revision
+     * goes to {@link #withBadRecordErrorHandler}, or fails the bundle without one. A retried put
+     * (a lost acknowledgement, a bundle the runner runs again) is recognised by the server as a
+     * repeat within the bucket's duplicate window and not reported as a conflict.
+     */
+    public WriteKeyValue withExpectedRevisionFn(SerializableFunction<KV<String, byte[]>, Long> expectedRevisionFn) {
+      return toBuilder().setExpectedRevisionFn(requireNonNull(expectedRevisionFn, "expectedRevisionFn")).build();
+    }
+
+    /** At most this many puts per DoFn instance await their acknowledgement (default 4,096). See {@link Write#withMaxInFlight}. */
+    public WriteKeyValue withMaxInFlight(int maxInFlight) {
+      return toBuilder().setMaxInFlight(maxInFlight).build();
+    }
+
+    /**
+     * Sends refused elements (invalid keys, compare-and-set conflicts, a failing expected-revision
+     * function, anything the server refuses) to {@code errorHandler} as {@link BadRecord}s, with
+     * the key and the reason, instead of failing the pipeline.
+     */
+    public WriteKeyValue withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
+    }
+
+    @Override
+    public PCollection<KV<String, Long>> expand(PCollection<KV<String, byte[]>> input) {
+      String transform = "NatsIO.writeKeyValue()";
+      if (getConnectionConfiguration() == null) {
+        throw new IllegalArgumentException(
+            transform + " needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
+      }
+      KeyValueBuckets.validateBucket(transform, getBucket());
+      String bucket = getBucket();
+      boolean routeBadRecords = getBadRecordErrorHandler() != null;
+      PCollectionTuple puts = input.apply("Puts to bucket " + bucket,
+          ParDo.of(new KeyValuePutsDoFn(bucket, getExpectedRevisionFn(), routeBadRecords))
+              .withOutputTags(KeyValuePutsDoFn.PUTS, TupleTagList.of(BadRecordRouter.BAD_RECORD_TAG)));
+      PCollection<BadRecord> refusedKeys =
+          puts.get(BadRecordRouter.BAD_RECORD_TAG).setCoder(BadRecord.getCoder(input.getPipeline()));
+      Write write = write()
+          .withConnectionConfiguration(getConnectionConfiguration())
+          .withJetStream()
+          .withExpectedStream(KeyValueBuckets.streamOf(bucket))
+          .withMaxInFlight(getMaxInFlight());
+      if (routeBadRecords) {
+        getBadRecordErrorHandler().addErrorCollection(refusedKeys);
+        write = write.withBadRecordErrorHandler(getBadRecordErrorHandler());
+      }
+      return puts.get(KeyValuePutsDoFn.PUTS).setCoder(NatsMessageCoder.of())
+          .apply("Write bucket " + bucket, write)
+          .getPublishResults()
+          .apply("Revisions", MapElements.into(TypeDescriptors.kvs(TypeDescriptors.strings(), TypeDescriptors.longs()))
+              .via(new RevisionOf(bucket)))
+          .setCoder(KvCoder.of(StringUtf8Coder.of(), VarLongCoder.of()));
+    }
+
+    @Override
+    public void populateDisplayData(DisplayData.Builder builder) {
+      super.populateDisplayData(builder);
+      if (getConnectionConfiguration() != null) {
+        getConnectionConfiguration().populateDisplayData(builder);
+      }
+      builder.addIfNotNull(DisplayData.item("bucket", getBucket()).withLabel("Key/Value bucket"));
+      builder.add(DisplayData.item("compareAndSet", getExpectedRevisionFn() != null));
+      builder.add(DisplayData.item("maxInFlight", getMaxInFlight()));
+      builder.add(DisplayData.item("badRecordErrorHandler", getBadRecordErrorHandler() != null));
+    }
+
+    @AutoValue.Builder
+    abstract static class Builder {
+      abstract Builder setConnectionConfiguration(ConnectionConfiguration configuration);
+
+      abstract Builder setBucket(String bucket);
+
+      abstract Builder setExpectedRevisionFn(@Nullable SerializableFunction<KV<String, byte[]>, Long> expectedRevisionFn);
+
+      abstract Builder setMaxInFlight(int maxInFlight);
+
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> badRecordErrorHandler);
+
+      abstract WriteKeyValue build();
+    }
+  }
+
+  /** A stored put's key and revision. */
+  private static final class RevisionOf implements SerializableFunction<NatsPublishResult, KV<String, Long>> {
+    private final String bucket;
+
+    RevisionOf(String bucket) {
+      this.bucket = bucket;
+    }
+
+    @Override
+    public KV<String, Long> apply(NatsPublishResult result) {
+      return KV.of(KeyValueBuckets.keyOf(bucket, result.getSubject()), result.getSequence());
+    }
   }
 
   private static void validateLimits(@Nullable Long maxNumRecords, @Nullable Duration maxReadTime) {
