@@ -119,7 +119,7 @@ import org.joda.time.Instant;
  * durable pull consumer instead and acknowledges each message once the runner has committed the
  * bundle that output it (bundle finalization): at-least-once, with redeliveries marked by {@link
  * NatsMessage#getDeliveredCount()}. It needs a runner that finalizes bundles (Flink: streaming with
- * checkpointing); see {@code docs/delivery-modes.md}.
+ * checkpointing); see <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
  *
  * <h2>Reading a Core NATS subject</h2>
  *
@@ -282,6 +282,7 @@ public final class NatsIO {
     /** Comma-separated server URLs, e.g. {@code nats://a:4222,nats://b:4222}. */
     public abstract String getServers();
 
+    /** The user name for user/password authentication, or null. The password is never exposed. */
     public abstract @Nullable String getUsername();
 
     abstract @Nullable String getPassword();
@@ -293,16 +294,20 @@ public final class NatsIO {
     /** Path of a NATS credentials file (user JWT and nkey seed), read on each worker. */
     public abstract @Nullable String getCredentialsFile();
 
+    /** Path of the trust store holding the CAs the server's certificate must chain to, or null. */
     public abstract @Nullable String getTrustStorePath();
 
     abstract @Nullable String getTrustStorePassword();
 
+    /** The trust store's type ({@code JKS}, {@code PKCS12}); null means the JVM default. */
     public abstract @Nullable String getTrustStoreType();
 
+    /** Path of the key store holding the client certificate for mutual TLS, or null. */
     public abstract @Nullable String getKeyStorePath();
 
     abstract @Nullable String getKeyStorePassword();
 
+    /** The key store's type ({@code JKS}, {@code PKCS12}); null means the JVM default. */
     public abstract @Nullable String getKeyStoreType();
 
     /** Path of a PEM file of CA certificates the server's certificate must chain to. */
@@ -317,16 +322,22 @@ public final class NatsIO {
     /** Whether TLS also checks that the server's certificate names the host connected to (default true). */
     public abstract boolean getTlsHostnameVerification();
 
+    /** The JetStream domain to address (a leaf node's or hub's), or null for the local one. */
     public abstract @Nullable String getJetStreamDomain();
 
+    /** The JetStream API prefix (for an account import), or null for {@code $JS.API}. */
     public abstract @Nullable String getJetStreamApiPrefix();
 
+    /** The name the server shows for this client's connections, or null. */
     public abstract @Nullable String getConnectionName();
 
+    /** How long the first connect may take (default 5 s). */
     public abstract Duration getConnectTimeout();
 
+    /** The pause between reconnect attempts (default 250 ms). */
     public abstract Duration getReconnectWait();
 
+    /** Reconnect attempts after a connection is lost; -1 (the default) retries forever. */
     public abstract int getMaxReconnects();
 
     abstract Builder toBuilder();
@@ -350,6 +361,7 @@ public final class NatsIO {
             "NatsIO needs at least one server URL, e.g. \"nats://localhost:4222\"; got \"" + NatsUrls.redact(servers) + "\"");
       }
       for (String url : urls) {
+        NatsUrls.checkScheme(url);
         if (url.toLowerCase(java.util.Locale.ROOT).startsWith("opentls://")) {
           throw new IllegalArgumentException(
               "NatsIO refuses " + url + ": opentls:// accepts any server certificate. Use tls:// and give the server's CA "
@@ -359,14 +371,17 @@ public final class NatsIO {
       return servers;
     }
 
+    /** This configuration with other servers: comma-separated URLs such as {@code nats://host:4222}. */
     public ConnectionConfiguration withServers(String servers) {
       return toBuilder().setServers(checkServers(servers)).build();
     }
 
+    /** Authenticates with a user name and password (kept out of display data and logs). */
     public ConnectionConfiguration withUsernamePassword(String username, String password) {
       return toBuilder().setUsername(requireNonNull(username, "username")).setPassword(requireNonNull(password, "password")).build();
     }
 
+    /** Authenticates with a token (kept out of display data and logs). */
     public ConnectionConfiguration withToken(String token) {
       return toBuilder().setToken(requireNonNull(token, "token")).build();
     }
@@ -464,6 +479,7 @@ public final class NatsIO {
       return toBuilder().setConnectTimeout(connectTimeout).build();
     }
 
+    /** The pause between reconnect attempts after a connection is lost (default 250 ms). */
     public ConnectionConfiguration withReconnectWait(Duration reconnectWait) {
       return toBuilder().setReconnectWait(reconnectWait).build();
     }
@@ -796,13 +812,14 @@ public final class NatsIO {
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public Read withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
 
-    /** The JetStream stream to read. */
+    /** The JetStream stream to read, by name (not a subject: filter subjects with {@link #withFilterSubjects}). */
     public Read withStream(String stream) {
-      return toBuilder().setStream(stream).build();
+      return toBuilder().setStream(NatsNames.checkStream(stream, "withStream")).build();
     }
 
     /** Reads only these subjects of the stream (wildcards allowed; several need nats-server 2.10+). */
@@ -897,7 +914,7 @@ public final class NatsIO {
      * read of a plain subscription, with processing-time timestamps. Messages published while no
      * subscription is open, or beyond the buffer between bundles ({@link
      * #withMaxBufferedMessages}), are lost; losses from a full buffer are counted in the {@code
-     * NatsIO/coreMessagesDropped} metric and logged. See {@code docs/delivery-modes.md}.
+     * NatsIO/coreMessagesDropped} metric and logged. See <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
      */
     public Read withSubject(String subject) {
       return toBuilder().setSubject(requireNonNull(subject, "subject")).build();
@@ -963,10 +980,10 @@ public final class NatsIO {
      * the messages read between commits. The read uses as many pullers on the consumer as the job's
      * parallelism (one when it has a record or time limit). Elements carry processing-time
      * timestamps (the publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and
-     * filter options belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     * filter options belong to the consumer, not the read. See <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
      */
     public Read withConsumer(String consumerName) {
-      return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();
+      return toBuilder().setConsumerName(NatsNames.checkConsumer(consumerName, "withConsumer")).setConsumerConfigurationJson(null).build();
     }
 
     /**
@@ -996,7 +1013,8 @@ public final class NatsIO {
             "withConsumerConfiguration(" + name + ") has ack policy " + configuration.getAckPolicy()
                 + "; NatsIO acknowledges each message after the runner commits it: use AckPolicy.Explicit.");
       }
-      return toBuilder().setConsumerName(name).setConsumerConfigurationJson(configuration.toJson()).build();
+      return toBuilder().setConsumerName(NatsNames.checkConsumer(name, "withConsumerConfiguration"))
+          .setConsumerConfigurationJson(configuration.toJson()).build();
     }
 
     /**
@@ -1383,12 +1401,14 @@ public final class NatsIO {
       return getTimestampPolicy() == TimestampPolicy.TIMESTAMP_FN ? timestamp.minus(getMaxDelay()) : timestamp;
     }
 
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
     public ReadSourceDescriptors withServers(String servers) {
       ConnectionConfiguration current = getConnectionConfiguration();
       return withConnectionConfiguration(
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public ReadSourceDescriptors withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
@@ -1563,6 +1583,7 @@ public final class NatsIO {
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public Write withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
@@ -1609,7 +1630,7 @@ public final class NatsIO {
      * only): the server checks it and the message goes to the bad-record handler.
      */
     public Write withExpectedStream(String stream) {
-      return toBuilder().setExpectedStream(requireNonNull(stream, "stream")).build();
+      return toBuilder().setExpectedStream(NatsNames.checkStream(stream, "withExpectedStream")).build();
     }
 
     /**

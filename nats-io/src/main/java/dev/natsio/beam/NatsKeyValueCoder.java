@@ -43,6 +43,7 @@ public final class NatsKeyValueCoder extends SchemaCoder<NatsKeyValue> {
     super(SCHEMA, TypeDescriptor.of(NatsKeyValue.class), new ToRow(), new FromRow());
   }
 
+  /** The coder; it has no state, so every call returns the same instance. */
   public static NatsKeyValueCoder of() {
     return INSTANCE;
   }

@@ -1,5 +1,6 @@
 package dev.natsio.beam.schematransforms;
 
+import dev.natsio.beam.NatsAvroFormat;
 import dev.natsio.beam.NatsFormat;
 import java.util.List;
 import java.util.Locale;
@@ -121,7 +122,7 @@ public final class RowFormats {
       } catch (RuntimeException e) {
         throw new IllegalArgumentException("The schema is not an Avro schema in JSON: " + e.getMessage(), e);
       }
-      return NatsFormat.avro(avroSchema);
+      return NatsAvroFormat.of(avroSchema);
     }
   }
 }
