@@ -24,9 +24,14 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  *
  * <h3>Splitting</h3>
  *
- * <p>One split, whatever the runner asks for: an ordered consumer delivers a stream's sequences
- * in order to one reader, which is also what the splittable DoFn does with an unbounded range.
- * Other subtasks get no split and finish at once.
+ * <p>One split per partition ({@link StreamPartitions}: each filter subject), whatever the runner
+ * asks for: an ordered consumer delivers a partition's sequences in order to one reader, which is
+ * also what the splittable DoFn does with an unbounded range. Flink deals the splits out over its
+ * subtasks (split i to subtask i mod parallelism); a subtask with several reads them in turn and
+ * emits the least of their watermarks, and one without a split finishes at once. Each split's
+ * position is its own {@link JetStreamCheckpointMark}, so a restore resumes every partition where
+ * it was. Splits are made once, when the job starts: a restored job keeps the partitions of the
+ * job that took the checkpoint.
  *
  * <h3>In checkpoints</h3>
  *
@@ -87,7 +92,11 @@ final class JetStreamUnboundedSource extends UnboundedSource<NatsMessage, JetStr
 
   @Override
   public List<JetStreamUnboundedSource> split(int desiredNumSplits, PipelineOptions options) {
-    return List.of(this);
+    List<JetStreamUnboundedSource> splits = new java.util.ArrayList<>();
+    for (NatsSourceDescriptor partition : StreamPartitions.of(descriptor)) {
+      splits.add(partition == descriptor ? this : new JetStreamUnboundedSource(spec, partition));
+    }
+    return splits;
   }
 
   @Override

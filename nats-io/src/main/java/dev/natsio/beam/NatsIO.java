@@ -20,11 +20,12 @@ import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.FlatMapElements;
 import javax.net.ssl.SSLContext;
 import org.apache.beam.sdk.transforms.Impulse;
-import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.Reshuffle;
 import org.apache.beam.sdk.transforms.SerializableFunction;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.transforms.errorhandling.BadRecord;
@@ -786,9 +787,27 @@ public final class NatsIO {
       return toBuilder().setStream(stream).build();
     }
 
-    /** Reads only these subjects of the stream (wildcards allowed; several need nats-server 2.10+). */
+    /**
+     * Reads only these subjects of the stream (wildcards allowed). Each filter subject is read as its
+     * own partition: its own consumer, position and watermark, the partitions read in parallel, on
+     * any nats-server version. No two filters may match the same subject. With {@link
+     * #withMaxNumRecords} the read is not partitioned: one consumer reads all the filters, which
+     * needs nats-server 2.10+ for more than one.
+     */
     public Read withFilterSubjects(String... filterSubjects) {
       return toBuilder().setFilterSubjects(List.copyOf(Arrays.asList(filterSubjects))).build();
+    }
+
+    /**
+     * Reads {@code numPartitions} partitions of the stream, named by {@code subjectPattern} with its
+     * {@code {{partition}}} token replaced by {@code 0 .. numPartitions - 1}: {@code
+     * withPartitions("orders.{{partition}}.>", 4)} is {@code withFilterSubjects("orders.0.>",
+     * "orders.1.>", "orders.2.>", "orders.3.>")}. That is the numbering of the server's subject
+     * mapping {@code "orders.*": "orders.{{partition(4,1)}}.{{wildcard(1)}}"}, which spreads keys
+     * over 4 partition tokens. See {@link #withFilterSubjects} for how partitions are read.
+     */
+    public Read withPartitions(String subjectPattern, int numPartitions) {
+      return toBuilder().setFilterSubjects(StreamPartitions.subjects(subjectPattern, numPartitions)).build();
     }
 
     /** Starts at this stream sequence (or the first one after it that exists). */
@@ -1005,15 +1024,23 @@ public final class NatsIO {
       }
       NatsSourceDescriptor descriptor = toDescriptor();
       if (!isBounded() && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
-        // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource.
+        // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource,
+        // whose split() makes one split per partition.
         return input.apply("Read stream " + descriptor.getStream(),
             org.apache.beam.sdk.io.Read.from(new JetStreamUnboundedSource(toReadSourceDescriptors(), descriptor)));
       }
-      return input
+      // A record limit covers the whole read, so it stays one descriptor; otherwise one per partition.
+      List<NatsSourceDescriptor> partitions =
+          getMaxNumRecords() != null ? List.of(descriptor) : StreamPartitions.of(descriptor);
+      PCollection<NatsSourceDescriptor> descriptors = input
           .apply("Impulse", Impulse.create())
           .apply("Describe stream " + descriptor.getStream(),
-              MapElements.into(TypeDescriptor.of(NatsSourceDescriptor.class)).via(new ConstantDescriptor(descriptor)))
-          .apply("Read stream " + descriptor.getStream(), toReadSourceDescriptors());
+              FlatMapElements.into(TypeDescriptor.of(NatsSourceDescriptor.class)).via(new ConstantDescriptors(partitions)));
+      if (partitions.size() > 1) {
+        // Runners that run a splittable DoFn where its input is (Flink batch) would read every partition on one worker.
+        descriptors = descriptors.apply("Spread partitions", Reshuffle.viaRandomKey());
+      }
+      return descriptors.apply("Read stream " + descriptor.getStream(), toReadSourceDescriptors());
     }
 
     private void validate() {
@@ -1067,6 +1094,7 @@ public final class NatsIO {
           throw new IllegalArgumentException("NatsIO.read() withFilterSubjects has an empty subject.");
         }
       }
+      StreamPartitions.requireDisjoint(getFilterSubjects());
       validateTuning(getSplitSize(), getBatchSize());
     }
 
@@ -1237,16 +1265,16 @@ public final class NatsIO {
   }
 
   /** Maps the impulse to the read's single descriptor. */
-  private static final class ConstantDescriptor implements SerializableFunction<byte[], NatsSourceDescriptor> {
-    private final NatsSourceDescriptor descriptor;
+  private static final class ConstantDescriptors implements SerializableFunction<byte[], Iterable<NatsSourceDescriptor>> {
+    private final List<NatsSourceDescriptor> descriptors;
 
-    ConstantDescriptor(NatsSourceDescriptor descriptor) {
-      this.descriptor = descriptor;
+    ConstantDescriptors(List<NatsSourceDescriptor> descriptors) {
+      this.descriptors = descriptors;
     }
 
     @Override
-    public NatsSourceDescriptor apply(byte[] impulse) {
-      return descriptor;
+    public Iterable<NatsSourceDescriptor> apply(byte[] impulse) {
+      return descriptors;
     }
   }
 
