@@ -31,6 +31,8 @@ import org.slf4j.LoggerFactory;
  * false. It waits up to {@link #POLL} for a message: long enough to bridge the moment between two
  * pulled batches while a backlog drains (Flink's source, told "nothing yet", sleeps up to 50 ms; a
  * 1 ms poll cost a drain half its throughput), short enough not to hold up the task's checkpoints.
+ * A split that may share its subtask with others ({@link JetStreamUnboundedSource#sharesTask})
+ * does not wait at all, so a quiet partition does not hold up a busy one read in turn with it.
  * While the stream is quiet it asks the server, at most every {@link #IDLE_CHECK_INTERVAL_MILLIS},
  * whether anything lies after its position; when nothing does, a publish-time watermark advances
  * to now less the idle delay, as the splittable DoFn's does.
@@ -74,6 +76,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   private final NatsSourceDescriptor descriptor;
   private final @Nullable RatePacer pacer;
   private final JetStreamReadMetrics metrics;
+  private final @Nullable Duration poll;
 
   private @Nullable Long nextSequence;
   private Instant watermark;
@@ -98,6 +101,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     this.watermark = mark == null ? BoundedWindow.TIMESTAMP_MIN_VALUE : mark.getWatermark();
     this.pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
     this.metrics = JetStreamReadMetrics.forStream(descriptor.getStream());
+    this.poll = source.sharesTask() ? null : POLL;
   }
 
   @Override
@@ -116,7 +120,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     refreshStatsIfDue();
     Message message;
     try {
-      message = reader.next(POLL);
+      message = reader.next(poll); // null: take what is buffered, without waiting.
     } catch (NatsIOException e) {
       LOG.warn("Reading stream {} at sequence {} failed ({}); resuming with a new consumer",
           descriptor.getStream(), nextSequence, e.getMessage());

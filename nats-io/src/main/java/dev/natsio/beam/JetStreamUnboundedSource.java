@@ -33,6 +33,11 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * it was. Splits are made once, when the job starts: a restored job keeps the partitions of the
  * job that took the checkpoint.
  *
+ * <p>A subtask with several splits asks each for one message in turn, and waits (about 50 ms) only
+ * when none had one. So when there are more splits than the runner asked for, each reader returns
+ * at once when it has nothing buffered, instead of waiting a poll for a message: a quiet partition
+ * waiting 20 ms per turn held a busy one on the same subtask to 50 messages a second.
+ *
  * <h3>In checkpoints</h3>
  *
  * <p>Beam's Flink wrapper Java-serializes each split, this source included, into Flink's
@@ -53,10 +58,21 @@ final class JetStreamUnboundedSource extends UnboundedSource<NatsMessage, JetStr
 
   private final NatsIO.ReadSourceDescriptors spec;
   private final NatsSourceDescriptor descriptor;
+  /**
+   * True when there are more splits than subtasks, so a subtask may read several in turn: its
+   * reader then never waits for a message (see {@link JetStreamUnboundedReader}). Absent from
+   * sources serialized before partitions existed, which read with one split: false.
+   */
+  private final boolean sharesTask;
 
   JetStreamUnboundedSource(NatsIO.ReadSourceDescriptors spec, NatsSourceDescriptor descriptor) {
+    this(spec, descriptor, false);
+  }
+
+  private JetStreamUnboundedSource(NatsIO.ReadSourceDescriptors spec, NatsSourceDescriptor descriptor, boolean sharesTask) {
     this.spec = spec;
     this.descriptor = descriptor;
+    this.sharesTask = sharesTask;
   }
 
   /**
@@ -90,11 +106,17 @@ final class JetStreamUnboundedSource extends UnboundedSource<NatsMessage, JetStr
     return descriptor;
   }
 
+  boolean sharesTask() {
+    return sharesTask;
+  }
+
   @Override
   public List<JetStreamUnboundedSource> split(int desiredNumSplits, PipelineOptions options) {
+    List<NatsSourceDescriptor> partitions = StreamPartitions.of(descriptor);
+    boolean shared = partitions.size() > desiredNumSplits;
     List<JetStreamUnboundedSource> splits = new java.util.ArrayList<>();
-    for (NatsSourceDescriptor partition : StreamPartitions.of(descriptor)) {
-      splits.add(partition == descriptor ? this : new JetStreamUnboundedSource(spec, partition));
+    for (NatsSourceDescriptor partition : partitions) {
+      splits.add(new JetStreamUnboundedSource(spec, partition, shared));
     }
     return splits;
   }

@@ -144,6 +144,82 @@ final class Cases {
     return new Timed((count - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpuMicros);
   }
 
+  /** Fills {@code stream} with {@code count} messages over {@code partitions} subjects {@code stream.P.x}, message i in partition i mod partitions. */
+  static void fillPartitioned(Connection connection, String stream, int partitions, long count, int size) throws Exception {
+    createFileStream(connection, stream, stream + ".*.x");
+    JetStreamTestData.publish(connection, i -> stream + "." + (i % partitions) + ".x", Math.toIntExact(count), i -> payload(i, size), i -> null);
+    long stored = connection.jetStreamManagement().getStreamInfo(stream).getStreamState().getMsgCount();
+    if (stored != count) {
+      throw new IllegalStateException("Stream " + stream + " holds " + stored + " messages, expected " + count);
+    }
+  }
+
+  /** The filter subject of partition {@code p} of a stream filled by {@link #fillPartitioned}, and NatsIO's pattern for all of them. */
+  static String partitionSubject(String stream, String partition) {
+    return stream + "." + partition + ".x";
+  }
+
+  /**
+   * The partitioned read baseline: one jnats ordered consumer per partition, each in its own
+   * thread, from the first message to the last one any of them reads; CPU is that of all the
+   * reading threads together.
+   */
+  static Timed rawPartitionedRead(Connection connection, String stream, int partitions, long count) throws Exception {
+    long start = System.nanoTime();
+    long perPartition = count / partitions;
+    java.util.List<CompletableFuture<long[]>> readers = new java.util.ArrayList<>();
+    for (int p = 0; p < partitions; p++) {
+      String filter = partitionSubject(stream, Integer.toString(p));
+      readers.add(CompletableFuture.supplyAsync(() -> {
+        try {
+          return rawReadPartition(connection, stream, filter, perPartition);
+        } catch (Exception e) {
+          throw new java.util.concurrent.CompletionException(e);
+        }
+      }, runnable -> new Thread(runnable, "raw-partition-reader").start()));
+    }
+    long first = Long.MAX_VALUE;
+    long last = Long.MIN_VALUE;
+    long cpu = 0;
+    for (CompletableFuture<long[]> reader : readers) {
+      long[] figures = reader.get();
+      first = Math.min(first, figures[0]);
+      last = Math.max(last, figures[1]);
+      cpu += figures[2];
+    }
+    long total = perPartition * partitions;
+    return new Timed((total - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpu / 1e3 / total);
+  }
+
+  /** Reads {@code count} messages of one filter subject: {first nanoTime, last nanoTime, CPU nanos from the first}. */
+  private static long[] rawReadPartition(Connection connection, String stream, String filter, long count) throws Exception {
+    OrderedConsumerContext consumer = connection.getStreamContext(stream).createOrderedConsumer(
+        new OrderedConsumerConfiguration().filterSubject(filter).deliverPolicy(DeliverPolicy.ByStartSequence).startSequence(1));
+    long first = 0;
+    long last = 0;
+    long cpuAtFirst = 0;
+    long bytes = 0;
+    try (IterableConsumer messages = consumer.iterate(ConsumeOptions.builder().batchSize(READ_BATCH).build())) {
+      for (long read = 0; read < count; read++) {
+        Message message = messages.nextMessage(Duration.ofSeconds(30));
+        if (message == null) {
+          throw new IllegalStateException("raw read of " + filter + " stalled after " + read + " messages");
+        }
+        last = System.nanoTime();
+        if (read == 0) {
+          first = last;
+          cpuAtFirst = Probes.threadCpuNanos();
+        }
+        bytes += message.getData().length;
+      }
+      messages.stop();
+    }
+    if (bytes <= 0) {
+      throw new IllegalStateException("raw read of " + filter + " saw no payload bytes");
+    }
+    return new long[] {first, last, Probes.threadCpuNanos() - cpuAtFirst};
+  }
+
   /** NatsIO.read() bounded ({@code [1, count + 1)}) on Flink in batch mode. */
   static Timed flinkBatchRead(String url, String stream, long count, int parallelism) {
     return boundedRead(FlinkPipelines.batch(parallelism), url, stream, count);
@@ -207,11 +283,27 @@ final class Cases {
       String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, DrainTuning tuning,
       Runnable whileLive)
       throws Exception {
-    String id = "drain-" + UUID.randomUUID();
     Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
     tuning.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
+    return drain(pipeline, read(url, stream).withStartSequence(startSequence), stream, count, timeoutMillis, whileLive);
+  }
+
+  /**
+   * NatsIO.read() of {@code partitions} partitions, unbounded, on Flink streaming at {@code
+   * parallelism} with the runner's defaults, draining a backlog of {@code count} messages.
+   */
+  static Timed flinkPartitionedDrain(
+      String url, String stream, int partitions, int parallelism, long count, long checkpointMillis, long timeoutMillis)
+      throws Exception {
+    NatsIO.Read read = read(url, stream).withPartitions(partitionSubject(stream, "{{partition}}"), partitions);
+    return drain(FlinkPipelines.streaming(parallelism, checkpointMillis), read, stream, count, timeoutMillis, () -> {});
+  }
+
+  private static Timed drain(Pipeline pipeline, NatsIO.Read read, String stream, long count, long timeoutMillis, Runnable whileLive)
+      throws Exception {
+    String id = "drain-" + UUID.randomUUID();
     pipeline
-        .apply(read(url, stream).withStartSequence(startSequence))
+        .apply(read)
         .apply(Probes.countInto(id));
     long start = System.nanoTime();
     PipelineResult result = pipeline.run();
