@@ -68,6 +68,11 @@ import org.joda.time.Instant;
  * once the read has caught up, advances to now minus {@link Read#withIdleWatermarkDelay} so
  * event-time windows close on a quiet stream.
  *
+ * <p>One filter subject (or none) is read by one reader, whatever the job's parallelism. To read
+ * one stream on several workers, partition it by subject and give each partition's filter:
+ * {@link Read#withFilterSubjects} with several subjects, or {@link Read#withPartitions}, reads
+ * each as its own partition with its own position and watermark.
+ *
  * <p>To read many streams or subject partitions found at run time, apply {@link
  * #readSourceDescriptors()} to a {@code PCollection<NatsSourceDescriptor>}.
  *

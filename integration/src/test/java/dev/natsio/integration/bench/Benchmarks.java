@@ -269,8 +269,8 @@ public final class Benchmarks {
   static final int PARTITIONS = 4;
   static final String RAW_PARTITIONED_READ =
       "raw jnats, " + PARTITIONS + " ordered consumers (one per partition, own thread, batch " + Cases.READ_BATCH + ")";
-  static final String PARTITIONED_DRAIN_P1 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, parallelism 1";
-  static final String PARTITIONED_DRAIN_P2 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, parallelism 2";
+  static final String PARTITIONED_DRAIN_P1 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 1";
+  static final String PARTITIONED_DRAIN_P2 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 2";
 
   static String rawWrite(int window) {
     return "raw jnats publishAsync (window " + window + ")";

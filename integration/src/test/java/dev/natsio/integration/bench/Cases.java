@@ -290,13 +290,16 @@ final class Cases {
 
   /**
    * NatsIO.read() of {@code partitions} partitions, unbounded, on Flink streaming at {@code
-   * parallelism} with the runner's defaults, draining a backlog of {@code count} messages.
+   * parallelism}, draining a backlog of {@code count} messages; with fasterCopy and disableMetrics,
+   * so that the runner's per-record overheads do not hide how the read scales.
    */
   static Timed flinkPartitionedDrain(
       String url, String stream, int partitions, int parallelism, long count, long checkpointMillis, long timeoutMillis)
       throws Exception {
     NatsIO.Read read = read(url, stream).withPartitions(partitionSubject(stream, "{{partition}}"), partitions);
-    return drain(FlinkPipelines.streaming(parallelism, checkpointMillis), read, stream, count, timeoutMillis, () -> {});
+    Pipeline pipeline = FlinkPipelines.streaming(parallelism, checkpointMillis);
+    DrainTuning.FASTER_COPY_NO_METRICS.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
+    return drain(pipeline, read, stream, count, timeoutMillis, () -> {});
   }
 
   private static Timed drain(Pipeline pipeline, NatsIO.Read read, String stream, long count, long timeoutMillis, Runnable whileLive)
