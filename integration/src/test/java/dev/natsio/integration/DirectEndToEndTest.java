@@ -40,4 +40,14 @@ public class DirectEndToEndTest {
   public void liveWindowsCloseWhileMessagesKeepArriving() throws Exception {
     EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> pipeline(false));
   }
+
+  @Test
+  public void windowsAfterAFourPartitionReadCloseWhileMessagesKeepArriving() throws Exception {
+    EndToEndScenarios.partitionedWindowsCloseWhileMessagesKeepArriving(SERVER, () -> pipeline(false));
+  }
+
+  @Test
+  public void oneHotPartitionClosesWindowsWhileTheThreeOthersAreQuiet() throws Exception {
+    EndToEndScenarios.hotPartitionClosesWindowsWhileTheOthersAreQuiet(SERVER, () -> pipeline(false));
+  }
 }

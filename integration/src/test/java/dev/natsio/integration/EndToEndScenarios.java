@@ -115,6 +115,29 @@ final class EndToEndScenarios {
         (i, round) -> clicks + ".page" + ((i + round) % 3), List.of());
   }
 
+  /** The same across 4 partitions, each getting a quarter of the traffic. */
+  static void partitionedWindowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline)
+      throws Exception {
+    String clicks = "parts_" + shortId();
+    NatsIO.Read read = NatsIO.read().withServers(server.url()).withStream(clicks)
+        .withPartitions(clicks + ".{{partition}}.>", 4).withIdleWatermarkDelay(Duration.standardHours(1));
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, read,
+        (i, round) -> clicks + "." + (i % 4) + ".page" + ((i + round) % 3), List.of());
+  }
+
+  /**
+   * The same with 4 partitions of which one gets all the traffic: the other three hold one old
+   * message each, so only their idle watermark (now less 1 s) lets windows close.
+   */
+  static void hotPartitionClosesWindowsWhileTheOthersAreQuiet(NatsTestServer server, Supplier<Pipeline> streamingPipeline)
+      throws Exception {
+    String clicks = "skew_" + shortId();
+    NatsIO.Read read = NatsIO.read().withServers(server.url()).withStream(clicks)
+        .withPartitions(clicks + ".{{partition}}.>", 4).withIdleWatermarkDelay(Duration.standardSeconds(1));
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, read,
+        (i, round) -> clicks + ".0.page" + ((i + round) % 3), List.of(clicks + ".1.q", clicks + ".2.q", clicks + ".3.q"));
+  }
+
   /** Who gets message {@code i} of publishing round {@code round}. */
   interface SubjectOf {
     String subject(int i, int round);

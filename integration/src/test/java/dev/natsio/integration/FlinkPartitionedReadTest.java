@@ -1,9 +1,6 @@
 package dev.natsio.integration;
 
-import dev.natsio.beam.NatsIO;
 import dev.natsio.beam.testing.NatsTestServer;
-import java.util.List;
-import org.joda.time.Duration;
 import org.junit.ClassRule;
 import org.junit.Test;
 
@@ -18,21 +15,11 @@ public class FlinkPartitionedReadTest {
 
   @Test
   public void windowsAfterAFourPartitionReadCloseWhileMessagesKeepArriving() throws Exception {
-    String clicks = "parts_" + EndToEndScenarios.shortId();
-    // An idle watermark an hour behind: only the publish times of the messages read can close windows.
-    NatsIO.Read read = NatsIO.read().withServers(SERVER.url()).withStream(clicks)
-        .withPartitions(clicks + ".{{partition}}.>", 4).withIdleWatermarkDelay(Duration.standardHours(1));
-    EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> FlinkPipelines.streaming(2, 2_000), clicks, read,
-        (i, round) -> clicks + "." + (i % 4) + ".page" + ((i + round) % 3), List.of());
+    EndToEndScenarios.partitionedWindowsCloseWhileMessagesKeepArriving(SERVER, () -> FlinkPipelines.streaming(2, 2_000));
   }
 
   @Test
   public void oneHotPartitionClosesWindowsWhileTheThreeOthersAreQuiet() throws Exception {
-    String clicks = "skew_" + EndToEndScenarios.shortId();
-    // The quiet partitions hold one old message each: only their idle watermark (now less 1 s) lets windows close.
-    NatsIO.Read read = NatsIO.read().withServers(SERVER.url()).withStream(clicks)
-        .withPartitions(clicks + ".{{partition}}.>", 4).withIdleWatermarkDelay(Duration.standardSeconds(1));
-    EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> FlinkPipelines.streaming(2, 2_000), clicks, read,
-        (i, round) -> clicks + ".0.page" + ((i + round) % 3), List.of(clicks + ".1.q", clicks + ".2.q", clicks + ".3.q"));
+    EndToEndScenarios.hotPartitionClosesWindowsWhileTheOthersAreQuiet(SERVER, () -> FlinkPipelines.streaming(2, 2_000));
   }
 }
