@@ -119,9 +119,7 @@ final class EndToEndScenarios {
   static void partitionedWindowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline)
       throws Exception {
     String clicks = "parts_" + shortId();
-    NatsIO.Read read = NatsIO.read().withServers(server.url()).withStream(clicks)
-        .withPartitions(clicks + ".{{partition}}.>", 4).withIdleWatermarkDelay(Duration.standardHours(1));
-    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, read,
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, partitionedRead(server, clicks, Duration.standardHours(1)),
         (i, round) -> clicks + "." + (i % 4) + ".page" + ((i + round) % 3), List.of());
   }
 
@@ -132,10 +130,14 @@ final class EndToEndScenarios {
   static void hotPartitionClosesWindowsWhileTheOthersAreQuiet(NatsTestServer server, Supplier<Pipeline> streamingPipeline)
       throws Exception {
     String clicks = "skew_" + shortId();
-    NatsIO.Read read = NatsIO.read().withServers(server.url()).withStream(clicks)
-        .withPartitions(clicks + ".{{partition}}.>", 4).withIdleWatermarkDelay(Duration.standardSeconds(1));
-    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, read,
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, partitionedRead(server, clicks, Duration.standardSeconds(1)),
         (i, round) -> clicks + ".0.page" + ((i + round) % 3), List.of(clicks + ".1.q", clicks + ".2.q", clicks + ".3.q"));
+  }
+
+  /** Partitions {@code stream.0.>} to {@code stream.3.>} of {@code stream}. */
+  private static NatsIO.Read partitionedRead(NatsTestServer server, String stream, Duration idleWatermarkDelay) {
+    return NatsIO.read().withServers(server.url()).withStream(stream)
+        .withPartitions(stream + ".{{partition}}.>", 4).withIdleWatermarkDelay(idleWatermarkDelay);
   }
 
   /** Who gets message {@code i} of publishing round {@code round}. */

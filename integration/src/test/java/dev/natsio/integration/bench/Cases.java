@@ -116,32 +116,8 @@ final class Cases {
   /** The read baseline: a jnats ordered consumer iterating the stream from its first message. */
   static Timed rawRead(Connection connection, String stream, long count) throws Exception {
     long start = System.nanoTime();
-    OrderedConsumerContext consumer = connection.getStreamContext(stream).createOrderedConsumer(
-        new OrderedConsumerConfiguration().deliverPolicy(DeliverPolicy.ByStartSequence).startSequence(1));
-    long first = 0;
-    long last = 0;
-    long bytes = 0;
-    long cpuAtFirst = 0;
-    try (IterableConsumer messages = consumer.iterate(ConsumeOptions.builder().batchSize(READ_BATCH).build())) {
-      for (long read = 0; read < count; read++) {
-        Message message = messages.nextMessage(Duration.ofSeconds(30));
-        if (message == null) {
-          throw new IllegalStateException("raw read of " + stream + " stalled after " + read + " messages");
-        }
-        last = System.nanoTime();
-        if (read == 0) {
-          first = last;
-          cpuAtFirst = Probes.threadCpuNanos();
-        }
-        bytes += message.getData().length; // Touch the payload, as any reader would.
-      }
-      messages.stop();
-    }
-    double cpuMicros = (Probes.threadCpuNanos() - cpuAtFirst) / 1e3 / count;
-    if (bytes <= 0) {
-      throw new IllegalStateException("raw read saw no payload bytes");
-    }
-    return new Timed((count - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpuMicros);
+    long[] figures = rawReadOrdered(connection, stream, null, count);
+    return new Timed((count - 1) * 1e9 / (figures[1] - figures[0]), (System.nanoTime() - start) / 1e9, figures[2] / 1e3 / count);
   }
 
   /** Fills {@code stream} with {@code count} messages over {@code partitions} subjects {@code stream.P.x}, message i in partition i mod partitions. */
@@ -172,7 +148,7 @@ final class Cases {
       String filter = partitionSubject(stream, Integer.toString(p));
       readers.add(CompletableFuture.supplyAsync(() -> {
         try {
-          return rawReadPartition(connection, stream, filter, perPartition);
+          return rawReadOrdered(connection, stream, filter, perPartition);
         } catch (Exception e) {
           throw new java.util.concurrent.CompletionException(e);
         }
@@ -191,10 +167,15 @@ final class Cases {
     return new Timed((total - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpu / 1e3 / total);
   }
 
-  /** Reads {@code count} messages of one filter subject: {first nanoTime, last nanoTime, CPU nanos from the first}. */
-  private static long[] rawReadPartition(Connection connection, String stream, String filter, long count) throws Exception {
+  /**
+   * Reads {@code count} messages from the first, of one filter subject (null: all) through an
+   * ordered consumer: {first nanoTime, last nanoTime, CPU nanos of this thread from the first}.
+   */
+  private static long[] rawReadOrdered(Connection connection, String stream, String filter, long count) throws Exception {
+    OrderedConsumerConfiguration configuration =
+        new OrderedConsumerConfiguration().deliverPolicy(DeliverPolicy.ByStartSequence).startSequence(1);
     OrderedConsumerContext consumer = connection.getStreamContext(stream).createOrderedConsumer(
-        new OrderedConsumerConfiguration().filterSubject(filter).deliverPolicy(DeliverPolicy.ByStartSequence).startSequence(1));
+        filter == null ? configuration : configuration.filterSubject(filter));
     long first = 0;
     long last = 0;
     long cpuAtFirst = 0;
@@ -203,7 +184,7 @@ final class Cases {
       for (long read = 0; read < count; read++) {
         Message message = messages.nextMessage(Duration.ofSeconds(30));
         if (message == null) {
-          throw new IllegalStateException("raw read of " + filter + " stalled after " + read + " messages");
+          throw new IllegalStateException("raw read of " + stream + " " + filter + " stalled after " + read + " messages");
         }
         last = System.nanoTime();
         if (read == 0) {
@@ -215,7 +196,7 @@ final class Cases {
       messages.stop();
     }
     if (bytes <= 0) {
-      throw new IllegalStateException("raw read of " + filter + " saw no payload bytes");
+      throw new IllegalStateException("raw read of " + stream + " " + filter + " saw no payload bytes");
     }
     return new long[] {first, last, Probes.threadCpuNanos() - cpuAtFirst};
   }
