@@ -1269,7 +1269,7 @@ public final class NatsIO {
     }
   }
 
-  /** Maps the impulse to the read's single descriptor. */
+  /** Maps the impulse to the read's descriptors: one per partition. */
   private static final class ConstantDescriptors implements SerializableFunction<byte[], Iterable<NatsSourceDescriptor>> {
     private final List<NatsSourceDescriptor> descriptors;
 
