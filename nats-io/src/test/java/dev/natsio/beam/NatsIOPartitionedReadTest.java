@@ -114,6 +114,17 @@ public class NatsIOPartitionedReadTest {
   }
 
   @Test
+  public void splitsReadWithoutWaitingOnlyWhenThereAreMoreThanTheRunnerAskedFor() throws Exception {
+    NatsIO.Read read = read("shared").withPartitions("shared.{{partition}}.>", 4);
+    JetStreamUnboundedSource source = new JetStreamUnboundedSource(read.toReadSourceDescriptors(), read.toDescriptor());
+
+    assertThat(source.split(2, OPTIONS).stream().map(JetStreamUnboundedSource::sharesTask).collect(Collectors.toList()),
+        equalTo(List.of(true, true, true, true)));
+    assertThat(source.split(4, OPTIONS).stream().map(JetStreamUnboundedSource::sharesTask).collect(Collectors.toList()),
+        equalTo(List.of(false, false, false, false)));
+  }
+
+  @Test
   public void eachSplitReadsOnlyItsPartitionAndItsCheckpointMarkHoldsItsOwnNextSequence() throws Exception {
     createStream(connection, "splitread", "splitread.>");
     publishOverFourPartitions("splitread", 40);
