@@ -1,17 +1,18 @@
 package dev.natsio.beam;
 
-import io.nats.client.ConsumeOptions;
-import io.nats.client.ConsumerContext;
-import io.nats.client.IterableConsumer;
 import io.nats.client.JetStreamApiException;
 import io.nats.client.JetStreamManagement;
-import io.nats.client.JetStreamStatusCheckedException;
+import io.nats.client.JetStreamStatusException;
+import io.nats.client.JetStreamSubscription;
 import io.nats.client.Message;
+import io.nats.client.PullSubscribeOptions;
 import io.nats.client.api.AckPolicy;
 import io.nats.client.api.ConsumerConfiguration;
 import io.nats.client.api.ConsumerInfo;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.List;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -20,16 +21,18 @@ import org.slf4j.LoggerFactory;
  * Pulls from a durable JetStream pull consumer for {@link ReadFromDurableConsumerDoFn}, and makes
  * sure that consumer exists and suits an at-least-once read.
  *
- * <p>The server keeps the position: the consumer's ack floor and its pending acks. The reader pulls
- * with {@link IterableConsumer} (one batch in flight) and never acknowledges anything itself: the
- * DoFn acknowledges by reply subject once the runner has committed the bundle that output a
- * message. It is parked between bundles ({@link ParkedReaders}), so messages pulled ahead are not
- * lost with the bundle. When it is closed, messages pulled but never output are negatively
- * acknowledged, so the server redelivers them now rather than after the ack wait.
+ * <p>The server keeps the position: the consumer's ack floor and its pending acks. The reader
+ * fetches a batch at a time over one pull subscription, only when a bundle asks for a message, so a
+ * parked reader has no pull in flight. It never acknowledges anything itself: the DoFn acknowledges
+ * by reply subject once the runner has committed the bundle that output a message. It is parked
+ * between bundles ({@link ParkedReaders}), so messages fetched ahead are not lost with the bundle;
+ * until handed to a bundle they are kept alive with in-progress acks ({@link PendingAcks}), as a
+ * bundle keeps its output alive until its commit, so no message's ack wait runs out while it waits
+ * here. When the reader is closed, messages fetched but never output are negatively acknowledged,
+ * so the server redelivers them now rather than after the ack wait.
  */
 final class DurableConsumerReader implements ParkedReaders.Reader {
   private static final Logger LOG = LoggerFactory.getLogger(DurableConsumerReader.class);
-  static final Duration PULL_EXPIRY = Duration.ofSeconds(2);
   static final long IDLE_TIMEOUT_MILLIS = 30_000;
   static final ParkedReaders<String, DurableConsumerReader> PARKED = new ParkedReaders<>("durable-consumer", IDLE_TIMEOUT_MILLIS);
   /** JetStream API error code for "consumer not found". */
@@ -38,17 +41,25 @@ final class DurableConsumerReader implements ParkedReaders.Reader {
   private final NatsConnections.Lease lease;
   private final String stream;
   private final String consumer;
-  private final IterableConsumer messages;
+  private final JetStreamSubscription subscription;
+  private final int batchSize;
   private final Duration ackWait;
-  private @Nullable Message pushedBack;
+  /** Fetched, not yet handed to a bundle; {@link #buffered} keeps them alive meanwhile. */
+  private final ArrayDeque<Message> buffer = new ArrayDeque<>();
+  private final PendingAcks keepAlive;
+  private final PendingAcks.Batch buffered;
 
   private DurableConsumerReader(
-      NatsConnections.Lease lease, String stream, String consumer, IterableConsumer messages, Duration ackWait) {
+      NatsIO.ConnectionConfiguration configuration, NatsConnections.Lease lease, String stream, String consumer,
+      JetStreamSubscription subscription, int batchSize, Duration ackWait) {
     this.lease = lease;
     this.stream = stream;
     this.consumer = consumer;
-    this.messages = messages;
+    this.subscription = subscription;
+    this.batchSize = batchSize;
     this.ackWait = ackWait;
+    this.keepAlive = new PendingAcks(configuration, ackWait);
+    this.buffered = keepAlive.open();
   }
 
   /**
@@ -94,15 +105,16 @@ final class DurableConsumerReader implements ParkedReaders.Reader {
     return info;
   }
 
-  /** Starts pulling from {@code consumer}; the consumer must exist ({@link #bind}). */
+  /** Starts pulling from {@code consumer}, {@code batchSize} messages at a time; the consumer must exist ({@link #bind}). */
   static DurableConsumerReader open(NatsIO.ConnectionConfiguration configuration, String stream, String consumer, int batchSize) {
     NatsConnections.Lease lease = NatsConnections.acquire(configuration);
     try {
-      ConsumerContext context = lease.connection().getConsumerContext(stream, consumer, configuration.jetStreamOptions());
-      Duration ackWait = context.getCachedConsumerInfo().getConsumerConfiguration().getAckWait();
-      IterableConsumer messages =
-          context.iterate(ConsumeOptions.builder().batchSize(batchSize).expiresIn(PULL_EXPIRY.toMillis()).build());
-      return new DurableConsumerReader(lease, stream, consumer, messages, ackWait == null ? Duration.ofSeconds(30) : ackWait);
+      ConsumerInfo info = lease.connection().jetStreamManagement(configuration.jetStreamOptions()).getConsumerInfo(stream, consumer);
+      Duration ackWait = info.getConsumerConfiguration().getAckWait();
+      JetStreamSubscription subscription =
+          lease.connection().jetStream(configuration.jetStreamOptions()).subscribe(null, PullSubscribeOptions.bind(stream, consumer));
+      return new DurableConsumerReader(
+          configuration, lease, stream, consumer, subscription, batchSize, ackWait == null ? Duration.ofSeconds(30) : ackWait);
     } catch (JetStreamApiException | IOException | RuntimeException e) {
       lease.close();
       throw new NatsIOException(
@@ -112,50 +124,63 @@ final class DurableConsumerReader implements ParkedReaders.Reader {
     }
   }
 
-  /** How long the server waits for an ack before redelivering: acks registered later are pointless. */
+  /** How long the server waits for an ack before redelivering. */
   Duration ackWait() {
     return ackWait;
   }
 
-  /** The next message, or null when none arrives within {@code timeout}. */
-  @Nullable Message next(Duration timeout) throws InterruptedException {
-    if (pushedBack != null) {
-      Message message = pushedBack;
-      pushedBack = null;
-      return message;
+  /**
+   * The next message, or null when none arrives within {@code timeout}. It stays kept alive by this
+   * reader until {@link #handOver}. Pulls only from here, so a parked reader has no pull in flight
+   * and nothing arrives unseen.
+   */
+  @Nullable Message next(Duration timeout) {
+    if (buffer.isEmpty()) {
+      List<Message> fetched;
+      try {
+        fetched = subscription.fetch(batchSize, timeout);
+      } catch (JetStreamStatusException e) {
+        throw new NatsIOException("Pulling from durable consumer '" + consumer + "' on stream '" + stream + "' failed: " + e.getMessage(), e);
+      }
+      for (Message message : fetched) {
+        if (message.isJetStream()) {
+          buffer.add(message);
+          buffered.add(message.getReplyTo());
+        }
+      }
     }
-    try {
-      return messages.nextMessage(timeout);
-    } catch (JetStreamStatusCheckedException e) {
-      throw new NatsIOException("Pulling from durable consumer '" + consumer + "' on stream '" + stream + "' failed: " + e.getMessage(), e);
-    }
+    return buffer.poll();
+  }
+
+  /**
+   * Hands {@code message}, just taken with {@link #next}, to a bundle, which keeps it alive from
+   * now on. Returns when the server last heard about it ({@link System#nanoTime()}), which is when
+   * its ack wait started over.
+   */
+  long handOver(Message message) {
+    long touched = buffered.touchedNanos();
+    buffered.remove(message.getReplyTo());
+    return touched;
   }
 
   /** Returns {@code message} to the front: the next {@link #next} yields it again. */
   void pushBack(Message message) {
-    pushedBack = message;
+    buffer.addFirst(message);
   }
 
-  /** Stops pulling; messages pulled but not output are nak'ed so the server redelivers them at once. */
+  /** Stops pulling; messages fetched but not handed over are nak'ed so the server redelivers them at once. */
   void close() {
     int returned = 0;
+    keepAlive.discard(buffered);
+    keepAlive.close();
     try {
-      messages.stop();
-      if (pushedBack != null) {
-        pushedBack.nak();
-        pushedBack = null;
-        returned++;
-      }
-      long deadline = System.nanoTime() + Duration.ofMillis(200).toNanos();
       Message message;
-      while (System.nanoTime() < deadline && (message = messages.nextMessage(Duration.ofMillis(20))) != null) {
+      while ((message = buffer.poll()) != null) {
         message.nak();
         returned++;
       }
-      messages.close();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (Exception e) {
+      subscription.unsubscribe();
+    } catch (RuntimeException e) {
       LOG.debug("Stopping the pull from consumer {} on stream {} failed; unacknowledged messages return after the ack wait", consumer, stream, e);
     } finally {
       lease.close();

@@ -860,17 +860,25 @@ public final class NatsIO {
     /**
      * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s). It
      * covers clock skew between workers and servers: larger is safer, smaller closes windows sooner.
+     * Stream reads only: Core subject and durable-consumer reads, whose watermark is wall time,
+     * refuse it.
      */
     public Read withIdleWatermarkDelay(Duration idleWatermarkDelay) {
       return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
     }
 
-    /** A bounded range is split up front into pieces of this many sequences (default 100,000). */
+    /**
+     * A bounded range is split up front into pieces of this many sequences (default 100,000).
+     * Stream reads only: Core subject and durable-consumer reads refuse it.
+     */
     public Read withSplitSize(long splitSize) {
       return toBuilder().setSplitSize(splitSize).build();
     }
 
-    /** How many messages each reader pulls ahead of processing (default 1,000). */
+    /**
+     * How many messages each reader pulls ahead of processing (default 1,000). Stream and
+     * durable-consumer reads; a Core subject read refuses it (see {@link #withMaxBufferedMessages}).
+     */
     public Read withBatchSize(int batchSize) {
       return toBuilder().setBatchSize(batchSize).build();
     }
@@ -940,11 +948,13 @@ public final class NatsIO {
      * NatsIO/messagesRedelivered} metric.
      *
      * <p>Needs a runner that finalizes bundles: the Direct runner, Flink in streaming mode with
-     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Set the consumer's ack
-     * wait above the time from read to commit (Flink: the checkpoint interval) and its max ack pending
-     * above the messages read between commits. Elements carry processing-time timestamps (the
-     * publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and filter options
-     * belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     * checkpointing (refused at construction otherwise), Dataflow Runner v2. Messages waiting for
+     * their commit are kept alive with in-progress acks, so the ack wait may be shorter than the time
+     * from read to commit (Flink: the checkpoint interval); set the consumer's max ack pending above
+     * the messages read between commits. The read uses as many pullers on the consumer as the job's
+     * parallelism (one when it has a record or time limit). Elements carry processing-time
+     * timestamps (the publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and
+     * filter options belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
      */
     public Read withConsumer(String consumerName) {
       return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();
@@ -1023,6 +1033,9 @@ public final class NatsIO {
         }
         return input
             .apply("Impulse", Impulse.create())
+            // A record or time limit applies to the whole read, so a limited read has one puller.
+            .apply("Pullers", ParDo.of(new ReadFromCoreSubjectDoFn.ReaderIndexes(
+                hasLimits() ? 1 : ReadFromDurableConsumerDoFn.pullers(input.getPipeline().getOptions()))))
             .apply("Read stream " + getStream() + " through consumer " + getConsumerName(),
                 ParDo.of(ReadFromDurableConsumerDoFn.create(this)))
             .setCoder(NatsMessageCoder.of());
@@ -1071,34 +1084,12 @@ public final class NatsIO {
         validateDurableRead();
         return;
       }
-      if (getStartSequence() != null && getStartTime() != null) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() has both withStartSequence and withStartTime: keep one of them.");
-      }
-      if (getStartSequence() != null && getStartSequence() < 1) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStartSequence(" + getStartSequence() + "): stream sequences start at 1.");
-      }
-      int stops = (getStopSequence() != null ? 1 : 0) + (getStopTime() != null ? 1 : 0) + (getStopAtEndOfStream() ? 1 : 0);
-      if (stops > 1) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() has more than one stop (withStopSequence, withStopTime, withStopAtEndOfStream): keep one of them.");
-      }
-      if (getStopSequence() != null && getStopSequence() <= (getStartSequence() == null ? 1 : getStartSequence())) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStopSequence(" + getStopSequence() + ") is not after the start sequence "
-                + (getStartSequence() == null ? 1 : getStartSequence())
-                + "; the stop is exclusive, so it must be greater than the start.");
-      }
-      if (getStopTime() != null && getStartTime() != null && !getStopTime().isAfter(getStartTime())) {
-        throw new IllegalArgumentException(
-            "NatsIO.read() withStopTime(" + getStopTime() + ") is not after withStartTime(" + getStartTime() + ").");
-      }
-      for (String filter : getFilterSubjects()) {
-        if (filter == null || filter.isBlank()) {
-          throw new IllegalArgumentException("NatsIO.read() withFilterSubjects has an empty subject.");
-        }
-      }
+      refuseSettingsOfOtherModes(
+          "a position-tracked stream read (withStream without withConsumer)",
+          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null);
+      NatsSourceDescriptor.validatePositions(
+          "NatsIO.read()", getStream(), getFilterSubjects(), getStartSequence(), getStartTime(), getStopSequence(), getStopTime(),
+          getStopAtEndOfStream());
       StreamPartitions.requireDisjoint(getFilterSubjects());
       validateTuning(getSplitSize(), getBatchSize());
     }
@@ -1123,6 +1114,16 @@ public final class NatsIO {
             "NatsIO.read() withSubject always uses processing time (Core messages carry no publish time): "
                 + "drop withProcessingTime / withTimestampFn, and assign event times downstream if needed.");
       }
+      if (getConsumerName() != null) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() has both withSubject and withConsumer: a durable consumer reads a JetStream stream. Use "
+                + "withStream(\"name\").withConsumer(\"" + getConsumerName() + "\"), or drop withConsumer.");
+      }
+      refuseSettingsOfOtherModes(
+          "a Core subject read (withSubject)",
+          !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
+          getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
+          getBatchSize() != DEFAULT_BATCH_SIZE ? "withBatchSize (stream and durable-consumer reads)" : null);
       if (getMaxBufferedMessages() < 1) {
         throw new IllegalArgumentException("NatsIO.read() withMaxBufferedMessages(" + getMaxBufferedMessages() + ") must be at least 1.");
       }
@@ -1152,7 +1153,30 @@ public final class NatsIO {
             "NatsIO.read() withConsumer uses processing time: redeliveries arrive out of order, so event-time timestamps "
                 + "could fall behind the watermark. Drop withTimestampFn and assign event times downstream if needed.");
       }
+      refuseSettingsOfOtherModes(
+          "a durable-consumer read (withConsumer)",
+          !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
+          getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
+          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null);
       validateTuning(getSplitSize(), getBatchSize());
+    }
+
+    /**
+     * Refuses settings that the chosen read mode would ignore; each non-null entry names a setting
+     * and, in parentheses, the reads it belongs to.
+     */
+    private static void refuseSettingsOfOtherModes(String mode, @Nullable String... settings) {
+      List<String> ignored = new ArrayList<>();
+      for (String setting : settings) {
+        if (setting != null) {
+          ignored.add(setting);
+        }
+      }
+      if (!ignored.isEmpty()) {
+        throw new IllegalArgumentException(
+            "NatsIO.read() is " + mode + ", which does not use " + String.join(", ", ignored)
+                + ": drop " + (ignored.size() == 1 ? "it" : "them") + ", or configure the read that setting belongs to.");
+      }
     }
 
     NatsSourceDescriptor toDescriptor() {
@@ -1612,6 +1636,7 @@ public final class NatsIO {
         throw new IllegalArgumentException(
             "NatsIO.write() needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
       }
+      getConnectionConfiguration().validate();
       if (getSubject() != null && getSubjectFn() != null) {
         throw new IllegalArgumentException(
             "NatsIO.write() has both withSubject and withSubjectFn: keep one of them.");

@@ -82,6 +82,44 @@ public abstract class NatsSourceDescriptor implements Serializable {
     return getStopSequence() != null || getStopTime() != null || getStopAtEndOfStream();
   }
 
+  /**
+   * Refuses positions that contradict each other or cannot exist, with the same messages for a
+   * {@link NatsIO#read()} (checked when it expands) and a descriptor (checked when it is built), so
+   * neither is ever resolved by precedence. {@code owner} names what was configured.
+   */
+  static void validatePositions(
+      String owner, @Nullable String stream, List<String> filterSubjects, @Nullable Long startSequence,
+      @Nullable Instant startTime, @Nullable Long stopSequence, @Nullable Instant stopTime, boolean stopAtEndOfStream) {
+    if (stream == null || stream.isBlank()) {
+      throw new IllegalArgumentException(owner + " needs a JetStream stream: give its name (withStream(\"name\")).");
+    }
+    if (startSequence != null && startTime != null) {
+      throw new IllegalArgumentException(owner + " has both withStartSequence and withStartTime: keep one of them.");
+    }
+    if (startSequence != null && startSequence < 1) {
+      throw new IllegalArgumentException(owner + " withStartSequence(" + startSequence + "): stream sequences start at 1.");
+    }
+    int stops = (stopSequence != null ? 1 : 0) + (stopTime != null ? 1 : 0) + (stopAtEndOfStream ? 1 : 0);
+    if (stops > 1) {
+      throw new IllegalArgumentException(
+          owner + " has more than one stop (withStopSequence, withStopTime, withStopAtEndOfStream): keep one of them.");
+    }
+    long start = startSequence == null ? 1 : startSequence;
+    if (stopSequence != null && stopSequence <= start) {
+      throw new IllegalArgumentException(
+          owner + " withStopSequence(" + stopSequence + ") is not after the start sequence " + start
+              + "; the stop is exclusive, so it must be greater than the start.");
+    }
+    if (stopTime != null && startTime != null && !stopTime.isAfter(startTime)) {
+      throw new IllegalArgumentException(owner + " withStopTime(" + stopTime + ") is not after withStartTime(" + startTime + ").");
+    }
+    for (String filter : filterSubjects) {
+      if (filter == null || filter.isBlank()) {
+        throw new IllegalArgumentException(owner + " withFilterSubjects has an empty subject.");
+      }
+    }
+  }
+
   /** Builds a descriptor; used by the schema, and by users who prefer setters. */
   @AutoValue.Builder
   public abstract static class Builder {
@@ -99,6 +137,18 @@ public abstract class NatsSourceDescriptor implements Serializable {
 
     public abstract Builder setStopAtEndOfStream(boolean stopAtEndOfStream);
 
-    public abstract NatsSourceDescriptor build();
+    abstract NatsSourceDescriptor autoBuild();
+
+    /**
+     * The descriptor; refuses contradicting or impossible positions (two starts, two stops, a stop
+     * not after the start) with the messages {@link NatsIO#read()} gives for the same settings.
+     */
+    public NatsSourceDescriptor build() {
+      NatsSourceDescriptor descriptor = autoBuild();
+      validatePositions(
+          "NatsSourceDescriptor", descriptor.getStream(), descriptor.getFilterSubjects(), descriptor.getStartSequence(),
+          descriptor.getStartTime(), descriptor.getStopSequence(), descriptor.getStopTime(), descriptor.getStopAtEndOfStream());
+      return descriptor;
+    }
   }
 }

@@ -184,7 +184,10 @@ abstract class ReadFromCoreSubjectDoFn extends LiveReadDoFn<Integer> {
     }
   }
 
-  /** Turns the impulse into the read's reader indexes 0..n-1, one element (and subscription) each. */
+  /**
+   * Turns the impulse into reader indexes 0..n-1, one element each: a Core subscription, or a
+   * durable-consumer puller.
+   */
   static final class ReaderIndexes extends DoFn<byte[], Integer> {
     private final int numReaders;
 

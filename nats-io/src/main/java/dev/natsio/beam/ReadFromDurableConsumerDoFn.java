@@ -2,9 +2,6 @@ package dev.natsio.beam;
 
 import io.nats.client.Message;
 import io.nats.client.impl.NatsJetStreamMetaData;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.UUID;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
@@ -13,7 +10,6 @@ import org.apache.beam.sdk.options.StreamingOptions;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
 import org.checkerframework.checker.nullness.qual.Nullable;
-import org.joda.time.Duration;
 import org.joda.time.Instant;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -24,6 +20,13 @@ import org.slf4j.LoggerFactory;
  * durably committed the bundle that output it. At-least-once; works on work-queue and interest
  * streams, which the position-tracked read cannot drain.
  *
+ * <h3>Pullers</h3>
+ *
+ * <p>The element is a puller's index: the read emits as many as the job's parallelism ({@link
+ * #pullers}; one when the read has a record or time limit, which applies to the whole read), and
+ * the runner spreads them over its workers like any other elements. Each pulls from the same
+ * consumer, which hands each message to one of them, and acknowledges its own messages.
+ *
  * <h3>Initial restriction</h3>
  *
  * <p>Binds to the consumer (creating or updating it from {@code withConsumerConfiguration}), and
@@ -33,36 +36,35 @@ import org.slf4j.LoggerFactory;
  *
  * <h3>Splitting</h3>
  *
- * <p>Only at checkpoints (fraction 0). Several pullers of one consumer share its messages, so a
- * fractional split would add a reader, not divide work that has a size.
+ * <p>Only at checkpoints (fraction 0). Pullers of one consumer share its messages, so a fractional
+ * split would add a reader, not divide work that has a size.
  *
  * <h3>Acknowledgement and checkpoints</h3>
  *
- * <p>The reply subjects of the messages a bundle outputs are kept (not the messages) and handed to
- * a {@link BundleFinalizer} callback, which publishes {@code +ACK} to each over the shared
- * connection once the runner has committed the bundle; past the consumer's ack wait the callback
- * is dropped, as the server has redelivered by then. A failed or retried bundle acks nothing, so its
- * messages come back after the ack wait, marked by {@link NatsMessage#getDeliveredCount()} above 1
- * and counted in {@code NatsIO/messagesRedelivered}. The pull is parked between bundles ({@link
- * DurableConsumerReader}); messages it pulled but no bundle output are nak'ed when it closes.
+ * <p>The reply subjects of the messages a bundle outputs are kept (not the messages) in {@link
+ * PendingAcks}, which keeps them alive on the server with in-progress acks until a {@link
+ * BundleFinalizer} callback acknowledges them once the runner has committed the bundle, however
+ * long the checkpoint takes compared with the ack wait. A failed bundle acks nothing: its DoFn's
+ * teardown returns its messages (nak), or, when the worker is gone, the ack wait runs out; they
+ * come back marked by {@link NatsMessage#getDeliveredCount()} above 1 and counted in {@code
+ * NatsIO/messagesRedelivered}. The pull is parked between bundles ({@link DurableConsumerReader});
+ * messages it pulled but no bundle output are nak'ed when it closes.
  *
  * <p>Runners must finalize bundles: the Direct runner does after each commit; Flink only in
  * streaming mode with checkpointing (callbacks run when a checkpoint completes), so {@link
  * #finalizationProblem} refuses Flink batch mode and Flink without checkpointing when the pipeline
- * is built; Dataflow needs Runner v2. The consumer's ack wait must exceed the time from reading to
- * commit (the checkpoint interval on Flink), and its max ack pending bounds the messages between
- * checkpoints.
+ * is built; Dataflow needs Runner v2. The consumer's max ack pending bounds the messages read
+ * between commits.
  *
  * <h3>Watermark and timestamps</h3>
  *
  * <p>Processing time: redeliveries arrive out of publish order, so publish-time timestamps would
  * fall behind the watermark. Each message's publish time stays in {@link NatsMessage#getTimestamp()}.
  */
-abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
+abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
   private static final Logger LOG = LoggerFactory.getLogger(ReadFromDurableConsumerDoFn.class);
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
   private static final String METRICS_NAMESPACE = "NatsIO";
-  private static final byte[] ACK = "+ACK".getBytes(StandardCharsets.US_ASCII);
 
   private final NatsIO.Read spec;
   /** One id per read transform: its parked pull is reused by that read's bundles only. */
@@ -72,6 +74,7 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
   private final Counter messagesRedelivered = Metrics.counter(METRICS_NAMESPACE, "messagesRedelivered");
 
   private transient @Nullable RatePacer pacer;
+  private transient @Nullable PendingAcks pendingAcks;
 
   ReadFromDurableConsumerDoFn(NatsIO.Read spec) {
     this.spec = spec;
@@ -131,14 +134,43 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
     if (bounded && !streaming) {
       return "NatsIO's durable-consumer read acknowledges messages through bundle finalization, which the Flink runner "
           + "does not support in batch mode, so nothing would ever be acknowledged. Run it in streaming mode with "
-          + "checkpointing: --streaming=true --checkpointingInterval=10000 (milliseconds, shorter than the consumer's ack wait).";
+          + "checkpointing: --streaming=true --checkpointingInterval=10000 (milliseconds).";
     }
     if (!checkpointing) {
       return "NatsIO's durable-consumer read acknowledges messages when the runner commits them; the Flink runner does that "
           + "only when a checkpoint completes, and checkpointing is off, so nothing would ever be acknowledged. Enable it: "
-          + "--checkpointingInterval=10000 (milliseconds, shorter than the consumer's ack wait).";
+          + "--checkpointingInterval=10000 (milliseconds).";
     }
     return null;
+  }
+
+  /**
+   * How many pullers a read uses: the job's parallelism where the runner's options say it (Flink's
+   * {@code --parallelism}, the Direct runner's {@code --targetParallelism}), else one. Read through
+   * reflection, as NatsIO depends on no runner.
+   */
+  static int pullers(PipelineOptions options) {
+    String runner = options.getRunner() == null ? "" : options.getRunner().getName();
+    String[][] candidates = {
+      {"Flink", "org.apache.beam.runners.flink.FlinkPipelineOptions", "getParallelism"},
+      {"Direct", "org.apache.beam.runners.direct.DirectOptions", "getTargetParallelism"},
+    };
+    for (String[] candidate : candidates) {
+      if (!runner.contains(candidate[0])) {
+        continue;
+      }
+      try {
+        @SuppressWarnings("unchecked")
+        Class<? extends PipelineOptions> type = (Class<? extends PipelineOptions>) Class.forName(candidate[1]);
+        Object parallelism = type.getMethod(candidate[2]).invoke(options.as(type));
+        if (parallelism instanceof Integer && (Integer) parallelism > 0) {
+          return (Integer) parallelism;
+        }
+      } catch (ReflectiveOperationException | RuntimeException e) {
+        LOG.debug("Could not read the parallelism of {}", runner, e);
+      }
+    }
+    return 1;
   }
 
   // ---- Restriction -----------------------------------------------------------------------------
@@ -168,15 +200,18 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
 
   @ProcessElement
   public ProcessContinuation processElement(
-      RestrictionTracker<LimitedOffsetRange, Long> tracker, OutputReceiver<NatsMessage> receiver, BundleFinalizer finalizer)
+      @Element Integer puller, RestrictionTracker<LimitedOffsetRange, Long> tracker, OutputReceiver<NatsMessage> receiver,
+      BundleFinalizer finalizer)
       throws InterruptedException {
     LimitedOffsetRange budget = tracker.currentRestriction();
     long position = budget.getRange().getFrom();
-    DurableConsumerReader reader = DurableConsumerReader.PARKED.take(readId);
+    String key = readId + "/" + puller;
+    DurableConsumerReader reader = DurableConsumerReader.PARKED.take(key);
     if (reader == null) {
       reader = DurableConsumerReader.open(spec.getConnectionConfiguration(), spec.getStream(), spec.consumerName(), spec.getBatchSize());
     }
-    List<String> replyTos = new ArrayList<>();
+    PendingAcks acks = pendingAcks(reader.ackWait());
+    PendingAcks.Batch batch = acks.open();
     boolean keep = true;
     long messageCount = 0;
     long byteCount = 0;
@@ -201,6 +236,8 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
           return ProcessContinuation.stop();
         }
         position++;
+        // Kept alive from now until the bundle's commit acknowledges it.
+        batch.add(message.getReplyTo(), reader.handOver(message));
         NatsJetStreamMetaData meta = message.metaData();
         byte[] payload = message.getData() == null ? new byte[0] : message.getData();
         NatsMessage output =
@@ -208,7 +245,6 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
                 message.getSubject(), payload, ReadFromJetStreamDoFn.headersOf(message), spec.getStream(), meta.streamSequence(),
                 ReadFromJetStreamDoFn.toInstant(meta.timestamp()), meta.deliveredCount());
         receiver.outputWithTimestamp(output, Instant.now());
-        replyTos.add(message.getReplyTo());
         messageCount++;
         byteCount += payload.length;
         if (output.isRedelivered()) {
@@ -216,13 +252,15 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
         }
       }
     } finally {
-      if (!replyTos.isEmpty()) {
-        // Registered even when the bundle then fails: the runner runs callbacks only for committed bundles.
-        Instant expiry = Instant.now().plus(Duration.millis(reader.ackWait().toMillis()));
-        finalizer.afterBundleCommit(expiry, new AckCallback(spec.getConnectionConfiguration(), replyTos));
+      if (batch.isEmpty()) {
+        acks.discard(batch);
+      } else {
+        // Registered even when the bundle then fails: the runner runs callbacks only for committed bundles. The expiry
+        // counts from the batch's first delivery, as the keep-alive does.
+        finalizer.afterBundleCommit(batch.expiry(), () -> acks.ack(batch));
       }
       if (keep) {
-        DurableConsumerReader.PARKED.park(readId, reader);
+        DurableConsumerReader.PARKED.park(key, reader);
       } else {
         reader.close();
       }
@@ -236,6 +274,14 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
     }
   }
 
+  /** This instance's messages waiting for their commit; created with the first reader, as it needs the ack wait. */
+  private PendingAcks pendingAcks(java.time.Duration ackWait) {
+    if (pendingAcks == null) {
+      pendingAcks = new PendingAcks(spec.getConnectionConfiguration(), ackWait);
+    }
+    return pendingAcks;
+  }
+
   @Setup
   public void setup() {
     pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
@@ -243,35 +289,11 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<byte[]> {
 
   @Teardown
   public void teardown() {
-    DurableConsumerReader.PARKED.closeIdle(readId, "its reader was torn down");
-  }
-
-  /**
-   * Acknowledges committed messages by publishing {@code +ACK} to their reply subjects: any
-   * connection may ack, so a shared one is used and no {@code Message} is kept alive.
-   */
-  static final class AckCallback implements BundleFinalizer.Callback {
-    /** Messages acknowledged in this JVM, for tests. */
-    static final java.util.concurrent.atomic.AtomicLong ACKED = new java.util.concurrent.atomic.AtomicLong();
-
-    private final NatsIO.ConnectionConfiguration configuration;
-    private final List<String> replyTos;
-
-    AckCallback(NatsIO.ConnectionConfiguration configuration, List<String> replyTos) {
-      this.configuration = configuration;
-      this.replyTos = replyTos;
+    if (pendingAcks != null) {
+      // Torn down without their commit (a failure, a stop): redelivered now, not after the keep-alive gives up.
+      pendingAcks.close();
+      pendingAcks = null;
     }
-
-    @Override
-    public void onBundleSuccess() throws Exception {
-      try (NatsConnections.Lease lease = NatsConnections.acquire(configuration)) {
-        for (String replyTo : replyTos) {
-          lease.connection().publish(replyTo, ACK);
-        }
-        // Not required for correctness (an ack lost here means a redelivery), but sends them now.
-        lease.connection().flush(java.time.Duration.ofSeconds(5));
-      }
-      ACKED.addAndGet(replyTos.size());
-    }
+    DurableConsumerReader.PARKED.closeIdleWhere(key -> key.startsWith(readId + "/"), "its reader was torn down");
   }
 }

@@ -5,10 +5,20 @@ import static dev.natsio.beam.testing.JetStreamTestData.publish;
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.greaterThan;
+import static org.hamcrest.Matchers.greaterThanOrEqualTo;
 import static org.hamcrest.Matchers.nullValue;
 import static org.junit.Assert.assertThrows;
 
 import dev.natsio.beam.testing.NatsTestServer;
+import dev.natsio.beam.testing.CollectingSink;
+import java.util.List;
+import java.util.TreeSet;
+import java.util.UUID;
+import org.apache.beam.runners.direct.DirectOptions;
+import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.options.PipelineOptionsFactory;
+import org.junit.After;
 import io.nats.client.Connection;
 import io.nats.client.JetStreamManagement;
 import io.nats.client.JetStreamSubscription;
@@ -45,11 +55,19 @@ public class NatsIODurableConsumerReadTest {
 
   private static Connection connection;
   private static JetStreamManagement jsm;
+  private PipelineResult running;
 
   @BeforeClass
   public static void connect() throws Exception {
     connection = SERVER.connect();
     jsm = connection.jetStreamManagement();
+  }
+
+  @After
+  public void cancel() throws Exception {
+    if (running != null) {
+      running.cancel();
+    }
   }
 
   @AfterClass
@@ -79,6 +97,81 @@ public class NatsIODurableConsumerReadTest {
       messages = jsm.getStreamInfo(stream).getStreamState().getMsgCount();
     }
     return messages;
+  }
+
+  /**
+   * Starts {@code read} live on the Direct runner at target parallelism 2, collecting the
+   * sequences it outputs under the returned id; the test's end cancels it.
+   */
+  private String collectLive(NatsIO.Read read) {
+    DirectOptions options = PipelineOptionsFactory.create().as(DirectOptions.class);
+    options.setBlockOnRun(false);
+    options.setTargetParallelism(2);
+    Pipeline live = Pipeline.create(options);
+    String id = "live-" + UUID.randomUUID();
+    live.apply(read).apply(MapElements.into(TypeDescriptors.longs()).via(NatsMessage::getSequence)).apply(CollectingSink.into(id));
+    running = live.run();
+    return id;
+  }
+
+  private static NatsIO.Read namedRead(String stream, String connectionName) {
+    return NatsIO.read().withConnectionConfiguration(NatsIO.ConnectionConfiguration.create(SERVER.url()).withConnectionName(connectionName))
+        .withStream(stream);
+  }
+
+  /** Every delivery the consumer made, redeliveries included: its consumer sequence. */
+  private static long deliveries(String stream, String consumer) throws Exception {
+    return jsm.getConsumerInfo(stream, consumer).getDelivered().getConsumerSequence();
+  }
+
+  /**
+   * Waits until every sequence 1..count was processed, then checks none was processed twice. An ack
+   * follows the read's commit, not the downstream steps', so an empty stream is not enough.
+   */
+  private static void assertEachOnce(String id, int count) throws Exception {
+    List<Long> processed = CollectingSink.<Long>await(id, seen -> new TreeSet<>(seen).size() >= count, 60_000);
+    assertThat(new TreeSet<>(processed), equalTo(LongStream.rangeClosed(1, count).boxed().collect(Collectors.toCollection(TreeSet::new))));
+    assertThat("messages processed more than once", processed.size() - count, equalTo(0));
+  }
+
+  @Test
+  public void messagesWaitingLongerThanTheAckWaitForTheirCommitAreDeliveredOnce() throws Exception {
+    createWorkQueue("trickle");
+    jsm.addOrUpdateConsumer("trickle", ConsumerConfiguration.builder().durable("tricklers").ackWait(Duration.ofSeconds(1)).build());
+    String id = collectLive(namedRead("trickle", "trickle").withConsumer("tricklers"));
+    // A trickle, so that the Direct runner's bundles last their full second (it commits after 100
+    // outputs or 1 s) and the first messages of each wait longer than the ack wait for the commit.
+    int perSecond = 40;
+    int seconds = 6;
+    for (int second = 0; second < seconds; second++) {
+      for (int i = 0; i < perSecond; i++) {
+        long next = System.currentTimeMillis() + 1_000 / perSecond;
+        publish(connection, "trickle.x", 1);
+        Thread.sleep(Math.max(0, next - System.currentTimeMillis()));
+      }
+    }
+    int count = perSecond * seconds;
+
+    assertThat(awaitStreamMessages("trickle", 0), equalTo(0L));
+    assertEachOnce(id, count);
+    assertThat("redeliveries by the server", deliveries("trickle", "tricklers") - count, equalTo(0L));
+  }
+
+  @Test
+  public void workQueueIsDrainedByAsManyPullersAsTheTargetParallelism() throws Exception {
+    createWorkQueue("drain");
+    int count = 5_000;
+    publish(connection, "drain.x", count);
+    jsm.addOrUpdateConsumer("drain", ConsumerConfiguration.builder().durable("drainers").maxAckPending(10_000).build());
+    String id = collectLive(namedRead("drain", "drain-pullers").withConsumer("drainers"));
+
+    assertThat(awaitStreamMessages("drain", 0), equalTo(0L));
+    assertEachOnce(id, count);
+    assertThat("redeliveries by the server", deliveries("drain", "drainers") - count, equalTo(0L));
+    List<Long> inboxes = SERVER.inboxDeliveries("drain-pullers");
+    assertThat("inbox subscriptions (pullers, request inbox): " + inboxes, inboxes.size(), greaterThanOrEqualTo(3));
+    // Both pullers took a share, beyond the few status messages (heartbeats) an idle puller gets.
+    assertThat("both pullers delivered messages: " + inboxes, inboxes.get(inboxes.size() - 2), greaterThan(count / 100L));
   }
 
   @Test

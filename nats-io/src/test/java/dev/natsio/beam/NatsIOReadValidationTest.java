@@ -9,6 +9,7 @@ import static org.junit.Assert.assertThrows;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.transforms.display.DisplayData;
+import org.joda.time.Duration;
 import org.joda.time.Instant;
 import org.junit.Test;
 
@@ -106,5 +107,47 @@ public class NatsIOReadValidationTest {
     assertThat(NatsIO.read().withStream("s").withStopSequence(9).isBounded(), equalTo(true));
     assertThat(NatsIO.read().withStream("s").withStopTime(Instant.now()).isBounded(), equalTo(true));
     assertThat(NatsIO.read().withStream("s").withStopAtEndOfStream().isBounded(), equalTo(true));
+  }
+  @Test
+  public void idleWatermarkDelayOnACoreReadIsRefusedNamingTheReadsItBelongsTo() {
+    String error = expansionError(NatsIO.read().withServers(URL).withSubject("x").withIdleWatermarkDelay(Duration.standardSeconds(5)));
+    assertThat(error, containsString("a Core subject read (withSubject), which does not use withIdleWatermarkDelay (position-tracked stream reads)"));
+  }
+
+  @Test
+  public void idleWatermarkDelayOnADurableReadIsRefusedNamingTheReadsItBelongsTo() {
+    String error =
+        expansionError(NatsIO.read().withServers(URL).withStream("s").withConsumer("c").withIdleWatermarkDelay(Duration.standardSeconds(5)));
+    assertThat(error, containsString("a durable-consumer read (withConsumer), which does not use withIdleWatermarkDelay (position-tracked stream reads)"));
+  }
+
+  @Test
+  public void splitSizeOnADurableReadIsRefused() {
+    String error = expansionError(NatsIO.read().withServers(URL).withStream("s").withConsumer("c").withSplitSize(10));
+    assertThat(error, containsString("does not use withSplitSize (position-tracked stream reads)"));
+  }
+
+  @Test
+  public void splitSizeAndBatchSizeOnACoreReadAreRefusedTogether() {
+    String error = expansionError(NatsIO.read().withServers(URL).withSubject("x").withSplitSize(10).withBatchSize(5));
+    assertThat(error, containsString("withSplitSize (position-tracked stream reads), withBatchSize (stream and durable-consumer reads): drop them"));
+  }
+
+  @Test
+  public void maxBufferedMessagesOnAStreamReadIsRefused() {
+    String error = expansionError(NatsIO.read().withServers(URL).withStream("s").withMaxBufferedMessages(5));
+    assertThat(error, containsString("a position-tracked stream read (withStream without withConsumer), which does not use withMaxBufferedMessages (Core subject reads)"));
+  }
+
+  @Test
+  public void maxBufferedMessagesOnADurableReadIsRefused() {
+    String error = expansionError(NatsIO.read().withServers(URL).withStream("s").withConsumer("c").withMaxBufferedMessages(5));
+    assertThat(error, containsString("does not use withMaxBufferedMessages (Core subject reads)"));
+  }
+
+  @Test
+  public void consumerOnACoreReadIsRefused() {
+    String error = expansionError(NatsIO.read().withServers(URL).withSubject("x").withConsumer("c"));
+    assertThat(error, containsString("both withSubject and withConsumer"));
   }
 }

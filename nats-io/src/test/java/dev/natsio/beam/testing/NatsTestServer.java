@@ -200,6 +200,33 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
   }
 
   /**
+   * Messages the server delivered to each inbox subscription ({@code _INBOX.*}) of the connections
+   * named {@code connectionName}, smallest first, from its monitoring API: one entry per JetStream
+   * puller (pull subscription) plus one for each connection's request inbox, which gets a few API
+   * replies.
+   */
+  public java.util.List<Long> inboxDeliveries(String connectionName) {
+    try {
+      com.fasterxml.jackson.databind.JsonNode connz =
+          new com.fasterxml.jackson.databind.ObjectMapper().readTree(monitoring("/connz?subs=detail&limit=1024"));
+      java.util.List<Long> deliveries = new java.util.ArrayList<>();
+      for (com.fasterxml.jackson.databind.JsonNode connection : connz.path("connections")) {
+        if (connectionName.equals(connection.path("name").asText())) {
+          for (com.fasterxml.jackson.databind.JsonNode sub : connection.path("subscriptions_list_detail")) {
+            if (sub.path("subject").asText().startsWith("_INBOX.")) {
+              deliveries.add(sub.path("msgs").asLong());
+            }
+          }
+        }
+      }
+      deliveries.sort(null);
+      return deliveries;
+    } catch (IOException e) {
+      throw new UncheckedIOException("Unreadable monitoring answer from " + url(), e);
+    }
+  }
+
+  /**
    * A page of the server's HTTP monitoring API, e.g. {@code "/connz?subs=detail"}, as JSON text;
    * lets tests see what the server sees (connections, subscriptions and their message counts).
    */
