@@ -109,12 +109,17 @@ final class JetStreamMetadata {
       return jsm.getStreamInfo(stream);
     } catch (JetStreamApiException e) {
       if (e.getApiErrorCode() == STREAM_NOT_FOUND) {
-        throw new NatsIOException(
+        throw JetStreamReadCore.permanent(
             "JetStream stream '" + stream + "' does not exist on " + servers
-                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).");
+                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).",
+            e);
       }
       throw new NatsIOException("Could not read JetStream stream '" + stream + "' on " + servers + ": " + e.getMessage(), e);
     } catch (IOException e) {
+      NatsIOException refusal = refusal(stream, e);
+      if (refusal != null) {
+        throw refusal;
+      }
       throw new NatsIOException(
           "Could not read JetStream stream '" + stream + "' on " + servers + ": " + e.getMessage()
               + ". Is JetStream enabled on the server (nats-server -js)?",
@@ -156,7 +161,8 @@ final class JetStreamMetadata {
 
   /**
    * The first message at or after {@code sequence} on any of {@code filters} (all subjects when
-   * empty), or null when the stream holds none.
+   * empty), or null when the stream holds none. Throws {@link IOException} when the server did not
+   * answer, and {@link NatsIOException} when it refused (see {@link #refusal}).
    */
   @Nullable MessageInfo nextMessage(String stream, long sequence, List<String> filters) throws IOException {
     MessageInfo first = null;
@@ -168,33 +174,58 @@ final class JetStreamMetadata {
         }
       } catch (JetStreamApiException e) {
         if (e.getApiErrorCode() != NO_MESSAGE_FOUND) {
-          throw new IOException("next-message lookup in stream '" + stream + "' failed: " + e.getMessage(), e);
+          throw apiRefusal(stream, "$JS.API.STREAM.MSG.GET." + stream, e);
         }
+      } catch (IOException e) {
+        NatsIOException refusal = refusal(stream, e);
+        if (refusal != null) {
+          throw refusal;
+        }
+        throw e;
       }
     }
     return first;
   }
 
+  /**
+   * The refusal behind {@code timeout}, a request about {@code stream} that got no answer, or null
+   * when it was an outage. jnats lets a request to a subject the user may not publish to time out
+   * and reports the violation only to the connection's error listener; NatsIO's listener keeps
+   * those subjects.
+   */
+  @Nullable NatsIOException refusal(String stream, IOException timeout) {
+    if (timeout.getCause() instanceof JetStreamApiException) {
+      return apiRefusal(stream, "the JetStream API", (JetStreamApiException) timeout.getCause());
+    }
+    if (!(connection.getOptions().getErrorListener() instanceof NatsConnections.FirstConnectErrors)) {
+      return null;
+    }
+    NatsConnections.FirstConnectErrors errors = (NatsConnections.FirstConnectErrors) connection.getOptions().getErrorListener();
+    String denied = errors.deniedApiSubjectFor(stream);
+    if (denied == null) {
+      return null;
+    }
+    return JetStreamReadCore.permanent(
+        "Reading JetStream stream '" + stream + "' on " + servers + " needs permission to publish to '" + denied
+            + "' (a JetStream API request), which the server denied to this user. Grant it in the user's permissions "
+            + "(publish allow \"$JS.API.>\" or that subject); the read cannot tell where its range ends or whether it "
+            + "has caught up without it.",
+        null);
+  }
+
+  private NatsIOException apiRefusal(String stream, String request, JetStreamApiException e) {
+    if (e.getApiErrorCode() == STREAM_NOT_FOUND) {
+      return JetStreamReadCore.permanent(
+          "JetStream stream '" + stream + "' no longer exists on " + servers + " (deleted while it was read?). The read "
+              + "stops rather than wait for it: recreate the stream and start the pipeline again.", e);
+    }
+    return new NatsIOException(
+        "JetStream refused " + request + " for stream '" + stream + "' on " + servers + ": " + e.getMessage(), e);
+  }
+
   /** False while the connection is down or reconnecting: any request now would wait out its timeout. */
   boolean isConnected() {
     return connection.getStatus() == Connection.Status.CONNECTED;
-  }
-
-  /**
-   * True when the server holds no message matching {@code descriptor}'s filters at or after
-   * {@code nextSequence}: the read has caught up. False when unknown (the server may be away).
-   * While the connection is down it does not ask: the request would wait out the request timeout
-   * on the caller's thread, which for the unbounded source is the runner's task thread.
-   */
-  boolean isCaughtUp(NatsSourceDescriptor descriptor, long nextSequence) {
-    if (!isConnected()) {
-      return false;
-    }
-    try {
-      return nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects()) == null;
-    } catch (IOException | RuntimeException e) {
-      return false;
-    }
   }
 
   /** A sequence found for a time, and whether a message at or after that time exists yet. */

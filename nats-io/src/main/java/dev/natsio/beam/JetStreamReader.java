@@ -32,8 +32,8 @@ import org.slf4j.LoggerFactory;
  * <p>{@link #pushBack} hands a message back when the restriction ends before it; the next read
  * from this reader returns it first, so the reader can be reused by the restriction that follows.
  * Between calls readers wait in {@link #PARKED}, keyed by their {@link Position}.
- * {@link #close()} stops pulling and deletes the server-side consumer rather than waiting for its
- * inactivity threshold.
+ * {@link #close()} stops pulling and deletes the server-side consumer (in the background) rather
+ * than waiting for its inactivity threshold; {@link #closeAfterFailure()} only stops pulling.
  */
 final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamReader.class);
@@ -46,6 +46,13 @@ final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
   static final long IDLE_TIMEOUT_MILLIS = 2_000;
   /** Readers between two calls of a splittable read, parked under where they would read next. */
   static final ParkedReaders<Position, JetStreamReader> PARKED = new ParkedReaders<>("jetstream-reader", IDLE_TIMEOUT_MILLIS);
+  /** Deletes closed readers' consumers, off the threads that close them. */
+  private static final java.util.concurrent.ExecutorService CLEANUP =
+      java.util.concurrent.Executors.newSingleThreadExecutor(runnable -> {
+        Thread thread = new Thread(runnable, "natsio-consumer-cleanup");
+        thread.setDaemon(true);
+        return thread;
+      });
   /** Readers opened in this JVM: lets tests see that resumed bundles reuse parked readers. */
   static final java.util.concurrent.atomic.AtomicLong OPENED = new java.util.concurrent.atomic.AtomicLong();
 
@@ -86,7 +93,7 @@ final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
     } catch (JetStreamApiException | IOException | RuntimeException e) {
       lease.close();
       if (e instanceof JetStreamApiException && ((JetStreamApiException) e).getApiErrorCode() == JetStreamMetadata.STREAM_NOT_FOUND) {
-        throw new NatsIOException(
+        throw JetStreamReadCore.permanent(
             "JetStream stream '" + stream + "' does not exist on " + configuration.displayServers()
                 + ". Create it first, or correct the name given to withStream(...).", e);
       }
@@ -121,8 +128,39 @@ final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
     close();
   }
 
+  /**
+   * Stops pulling and deletes the server-side consumer rather than leave it to its inactivity
+   * threshold. The delete is a request, so it is sent from a background thread: the caller (a
+   * runner's task thread, a DoFn's teardown) does not wait for it, nor for a server that is away.
+   */
   @Override
   public void close() {
+    String consumerName = stopPulling();
+    if (consumerName == null || lease.connection().getStatus() != io.nats.client.Connection.Status.CONNECTED) {
+      lease.close(); // Nothing to delete, or no server to ask now: the inactivity threshold removes it.
+      return;
+    }
+    CLEANUP.execute(() -> {
+      try {
+        streamContext.deleteConsumer(consumerName);
+      } catch (JetStreamApiException | IOException | RuntimeException e) {
+        // Already gone, or the server went away: its inactive threshold removes it.
+      } finally {
+        lease.close();
+      }
+    });
+  }
+
+  /**
+   * Stops pulling without a request to the server: after a failure the server is likely away, and
+   * the consumer's inactivity threshold removes it.
+   */
+  void closeAfterFailure() {
+    stopPulling();
+    lease.close();
+  }
+
+  private @Nullable String stopPulling() {
     String consumerName = null;
     try {
       consumerName = consumer.getConsumerName();
@@ -131,14 +169,7 @@ final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
     } catch (Exception e) {
       LOG.debug("Stopping the ordered consumer on stream {} failed", stream, e);
     }
-    if (consumerName != null) {
-      try {
-        streamContext.deleteConsumer(consumerName);
-      } catch (JetStreamApiException | IOException | RuntimeException e) {
-        // Already gone, or the server is away: its inactive threshold removes it.
-      }
-    }
-    lease.close();
+    return consumerName;
   }
 
   /** Where a reader would read next: the key it is parked under between calls. */

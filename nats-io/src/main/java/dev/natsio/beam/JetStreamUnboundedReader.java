@@ -2,11 +2,13 @@ package dev.natsio.beam;
 
 import io.nats.client.Connection;
 import io.nats.client.Message;
-import io.nats.client.api.StreamState;
-import io.nats.client.impl.NatsJetStreamMetaData;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.NoSuchElementException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.apache.beam.sdk.io.UnboundedSource;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.checkerframework.checker.nullness.qual.Nullable;
@@ -34,8 +36,17 @@ import org.slf4j.LoggerFactory;
  * A split that may share its subtask with others ({@link JetStreamUnboundedSource#sharesTask})
  * does not wait at all, so a quiet partition does not hold up a busy one read in turn with it.
  * While the stream is quiet it asks the server, at most every {@link #IDLE_CHECK_INTERVAL_MILLIS},
- * whether anything lies after its position; when nothing does, a publish-time watermark advances
- * to now less the idle delay, as the splittable DoFn's does.
+ * whether anything lies after its position; when nothing does, the watermark advances as the
+ * splittable DoFn's does ({@link JetStreamReadCore#idleWatermark}).
+ *
+ * <h3>Off the task thread</h3>
+ *
+ * <p>Once a read knows its position, every request to the server (reconnecting, opening a new
+ * consumer, the stream statistics, the caught-up check, deleting a closed consumer) runs on a
+ * background thread; {@link #advance()} only starts them and picks up their results, so a server
+ * that is away, or connected but without a JetStream leader, never holds the runner's task thread
+ * for a request timeout. Only a new read's first {@link #start()} waits for the server: it resolves
+ * where the read starts, and fails the job if it cannot.
  *
  * <h3>Rate limit</h3>
  *
@@ -48,12 +59,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Once the reader knows its position, a server that cannot be reached, a connection jnats gave
  * up on, or a consumer lost in a restart or leader change makes it drop its consumer and open a new
- * one at its next sequence after {@link #REOPEN_BACKOFF_MILLIS}, reporting "nothing yet"
- * meanwhile: an outage is waited out, not a failure that would restart the job. It sends no
- * request while the connection is reconnecting, since the request would block the task thread
- * for its whole timeout. A refusal (missing stream, work-queue stream), and any failure before a
+ * one at its next sequence after {@link JetStreamReadCore#REOPEN_BACKOFF_MILLIS}, reporting "nothing yet"
+ * meanwhile: an outage is waited out, not a failure that would restart the job. A refusal
+ * (missing or deleted stream, work-queue stream, a missing permission), and any failure before a
  * new read first reaches its server (wrong credentials, wrong servers), is thrown with NatsIO's
- * message, as the splittable read's initial restriction throws it.
+ * message from the next {@link #advance()}, as the splittable read throws it
+ * ({@link JetStreamReadCore}).
  *
  * <h3>Metrics</h3>
  *
@@ -61,35 +72,45 @@ import org.slf4j.LoggerFactory;
  * JetStreamReadMetrics}), updated only from {@link #start()} and {@link #advance()}, which runners
  * call with the step's metrics container in place (Flink takes checkpoint marks and closes readers
  * outside it, where Beam would log an error and drop the update): the counters with each message,
- * the backlog gauge about once a second. {@link #getSplitBacklogBytes()} answers from the same
- * figures without a request of its own.
+ * the backlog gauge when new stream statistics arrived. {@link #getSplitBacklogBytes()} answers
+ * from the same figures without a request of its own.
  */
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamUnboundedReader.class);
   static final Duration POLL = Duration.ofMillis(20);
   static final long IDLE_CHECK_INTERVAL_MILLIS = 250;
-  static final long REOPEN_BACKOFF_MILLIS = 1_000;
-  private static final long STATS_TTL_MILLIS = 1_000;
+  /** Runs the readers' requests to the server, so that none blocks a runner's task thread. */
+  private static final ExecutorService REQUESTS = Executors.newCachedThreadPool(runnable -> {
+    Thread thread = new Thread(runnable, "natsio-source-requests");
+    thread.setDaemon(true);
+    return thread;
+  });
 
   private final JetStreamUnboundedSource source;
   private final NatsIO.ReadSourceDescriptors spec;
   private final NatsSourceDescriptor descriptor;
   private final @Nullable RatePacer pacer;
-  private final JetStreamReadMetrics metrics;
+  private final JetStreamReadCore core;
+  /** How long {@link #advance()} waits for a message; null: not at all (a split that shares its subtask). */
   private final @Nullable Duration poll;
 
+  /** The next sequence to read; null until a new read has resolved its start. Task thread only. */
   private @Nullable Long nextSequence;
   private Instant watermark;
   private NatsConnections.@Nullable Lease lease;
-  private @Nullable JetStreamMetadata metadata;
+  private volatile @Nullable JetStreamMetadata metadata;
   private @Nullable JetStreamReader reader;
+  private @Nullable CompletableFuture<Opened> opening;
+  private @Nullable CompletableFuture<Void> probe;
+  private volatile @Nullable CaughtUp caughtUp;
+  private volatile @Nullable RuntimeException probeRefusal;
   private long reopenAfterMillis;
-  private long lastIdleCheckMillis;
+  private long lastProbeMillis;
+  private long statsReportedAtMillis;
+  private boolean closed;
 
   private @Nullable NatsMessage current;
   private @Nullable Instant currentTimestamp;
-  private boolean streamChecked;
-  private long statsFetchedAtMillis;
   /** Written by the task thread, read by the runner's metrics thread; negative until known. */
   private volatile long backlogBytes = -1;
 
@@ -100,7 +121,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     this.nextSequence = mark == null ? null : mark.getNextSequence();
     this.watermark = mark == null ? BoundedWindow.TIMESTAMP_MIN_VALUE : mark.getWatermark();
     this.pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
-    this.metrics = JetStreamReadMetrics.forStream(descriptor.getStream());
+    this.core = new JetStreamReadCore(spec, descriptor.getStream());
     this.poll = source.sharesTask() ? null : POLL;
   }
 
@@ -114,27 +135,34 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   public boolean advance() throws IOException {
     current = null;
     currentTimestamp = null;
+    RuntimeException refusal = probeRefusal;
+    if (refusal != null) {
+      throw refusal;
+    }
     if (reader == null && !open()) {
       return false;
     }
-    refreshStatsIfDue();
+    reportStats();
     Message message;
     try {
       message = reader.next(poll); // null: take what is buffered, without waiting.
     } catch (NatsIOException e) {
       LOG.warn("Reading stream {} at sequence {} failed ({}); resuming with a new consumer",
           descriptor.getStream(), nextSequence, e.getMessage());
-      closeReader();
-      reopenAfterMillis = System.currentTimeMillis() + REOPEN_BACKOFF_MILLIS;
+      reader.closeAfterFailure();
+      reader = null;
+      reopenAfterMillis = System.currentTimeMillis() + JetStreamReadCore.REOPEN_BACKOFF_MILLIS;
       return false;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IOException("Interrupted while reading stream '" + descriptor.getStream() + "'", e);
     }
     if (message == null) {
-      maybeAdvanceIdleWatermark();
+      probeIfDue(true);
+      advanceIdleWatermark();
       return false;
     }
+    probeIfDue(false);
     if (pacer != null) {
       if (pacer.nanosUntilNextSlot() > POLL.toNanos()) {
         // withMaxMessagesPerSecond: the slot is further off than a poll may take. Keep the message
@@ -149,77 +177,153 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
         throw new IOException("Interrupted while pacing stream '" + descriptor.getStream() + "'", e);
       }
     }
-    NatsJetStreamMetaData meta = message.metaData();
-    long sequence = meta.streamSequence();
-    Instant publishTime = ReadFromJetStreamDoFn.toInstant(meta.timestamp());
-    NatsMessage output = NatsMessage.of(
-        message.getSubject(), message.getData(), ReadFromJetStreamDoFn.headersOf(message), descriptor.getStream(), sequence, publishTime);
-    Instant timestamp = spec.timestampOf(output, publishTime);
-    Instant candidate = spec.watermarkAfter(timestamp);
+    JetStreamReadCore.Element element = core.toElement(message);
+    nextSequence = element.sequence + 1;
+    if (element.timestamp == null) {
+      throw core.timestampFailure(element); // A source has no bad-record output: see NatsIO.Read#expand.
+    }
+    Instant candidate = core.watermarkAfter(element.timestamp);
     if (candidate.isAfter(watermark)) {
       watermark = candidate;
     }
-    current = output;
-    currentTimestamp = timestamp;
-    nextSequence = sequence + 1;
-    metrics.recordRead(1, output.getPayload().length);
+    current = element.message;
+    currentTimestamp = element.timestamp;
+    core.metrics().recordRead(1, element.message.getPayload().length);
     return true;
   }
 
+  /** A consumer opened in the background, and the position it starts at. */
+  private static final class Opened {
+    final JetStreamReader reader;
+    final long nextSequence;
+
+    Opened(JetStreamReader reader, long nextSequence) {
+      this.reader = reader;
+      this.nextSequence = nextSequence;
+    }
+  }
+
   /**
-   * Opens a consumer at the next sequence; false while the server is away. Until the reader knows
-   * its position (a new read, before the server first answered), any failure is thrown, as the
-   * splittable read's initial restriction throws it: wrong credentials or servers fail the job
-   * rather than being waited out. The stream is checked once, before the first consumer.
+   * Starts opening a consumer at the next sequence in the background, and takes it once open;
+   * false meanwhile, and while the server is away. Until the reader knows its position (a new
+   * read, before the server first answered), any failure is thrown, as the splittable read's
+   * initial restriction throws it: wrong credentials or servers fail the job rather than being
+   * waited out. The stream is checked before a new read's first consumer.
    */
   private boolean open() {
-    if (System.currentTimeMillis() < reopenAfterMillis) {
-      return false;
-    }
-    if (lease != null && lease.connection().getStatus() == Connection.Status.CLOSED) {
-      releaseMetadata(); // jnats gave up reconnecting: the next look-up starts a new connection.
-    }
-    if (metadata != null && !metadata.isConnected()) {
-      // Reconnecting: a request now would block the runner's task thread for its whole timeout.
-      reopenAfterMillis = System.currentTimeMillis() + REOPEN_BACKOFF_MILLIS;
-      return false;
-    }
-    try {
-      if (!streamChecked) {
-        StreamState state = metadata().readableStream(descriptor).getStreamState();
-        if (nextSequence == null) {
-          nextSequence = metadata().startSequence(descriptor, state);
-        }
-        streamChecked = true;
+    if (opening == null) {
+      if (System.currentTimeMillis() < reopenAfterMillis) {
+        return false;
       }
-      reader = JetStreamReader.open(
-          spec.getConnectionConfiguration(), descriptor.getStream(), descriptor.getFilterSubjects(), nextSequence, spec.getBatchSize());
+      @Nullable Long from = nextSequence;
+      if (from == null) {
+        // A new read: resolve its start here, as the splittable read's initial restriction does,
+        // so that wrong servers, credentials or a missing stream fail start() itself.
+        Opened opened = openAt(null);
+        reader = opened.reader;
+        nextSequence = opened.nextSequence;
+        return true;
+      }
+      opening = CompletableFuture.supplyAsync(() -> openAt(from), REQUESTS);
+    }
+    if (!opening.isDone()) {
+      return false;
+    }
+    CompletableFuture<Opened> done = opening;
+    opening = null;
+    try {
+      Opened opened = done.join();
+      reader = opened.reader;
+      nextSequence = opened.nextSequence;
       return true;
-    } catch (NatsIOException e) {
-      if (!(e.getCause() instanceof IOException) || nextSequence == null) {
-        throw e; // A refusal (e.g. the stream does not exist), or a read that never reached its server.
+    } catch (CompletionException e) {
+      RuntimeException cause = e.getCause() instanceof RuntimeException ? (RuntimeException) e.getCause() : e;
+      if (!(cause instanceof NatsIOException) || !JetStreamReadCore.isOutage((NatsIOException) cause)) {
+        throw cause; // A refusal (e.g. the stream was deleted).
       }
       LOG.info("JetStream at {} does not answer for stream {} ({}); the read resumes when it does",
-          spec.getConnectionConfiguration().displayServers(), descriptor.getStream(), e.getMessage());
-      reopenAfterMillis = System.currentTimeMillis() + REOPEN_BACKOFF_MILLIS;
+          spec.getConnectionConfiguration().displayServers(), descriptor.getStream(), cause.getMessage());
+      reopenAfterMillis = System.currentTimeMillis() + JetStreamReadCore.REOPEN_BACKOFF_MILLIS;
       return false;
     }
   }
 
-  private void maybeAdvanceIdleWatermark() {
+  /** On a background thread: checks the stream if the start is unknown, then opens a consumer. */
+  private Opened openAt(@Nullable Long from) {
+    JetStreamMetadata metadata = metadata();
+    if (from != null && !metadata.isConnected()) {
+      throw new NatsIOException("not connected", new IOException("the connection is reconnecting"));
+    }
+    long start = from != null ? from : metadata.startSequence(descriptor, metadata.readableStream(descriptor).getStreamState());
+    return new Opened(
+        JetStreamReader.open(spec.getConnectionConfiguration(), descriptor.getStream(), descriptor.getFilterSubjects(), start,
+            spec.getBatchSize()),
+        start);
+  }
+
+  /**
+   * Starts, at most every {@link #IDLE_CHECK_INTERVAL_MILLIS} and one at a time, a background
+   * refresh of the stream's statistics and, when {@code idle}, a check whether the read has caught
+   * up. A refusal it meets is thrown from the next {@link #advance()}.
+   */
+  private void probeIfDue(boolean idle) {
     long now = System.currentTimeMillis();
-    if (spec.getTimestampPolicy() != NatsIO.TimestampPolicy.PUBLISH_TIME
-        || nextSequence == null
-        || now - lastIdleCheckMillis < IDLE_CHECK_INTERVAL_MILLIS) {
+    if ((probe != null && !probe.isDone()) || now - lastProbeMillis < IDLE_CHECK_INTERVAL_MILLIS || nextSequence == null) {
       return;
     }
-    lastIdleCheckMillis = now;
-    if (metadata().isCaughtUp(descriptor, nextSequence)) {
-      Instant idle = new Instant(now).minus(spec.getIdleWatermarkDelay());
-      if (idle.isAfter(watermark)) {
-        watermark = idle;
+    lastProbeMillis = now;
+    long at = nextSequence;
+    boolean checkCaughtUp = idle && spec.getTimestampPolicy() != NatsIO.TimestampPolicy.PROCESSING_TIME;
+    probe = CompletableFuture.runAsync(() -> {
+      try {
+        JetStreamMetadata metadata = metadata();
+        core.refreshStatsIfDue(metadata);
+        if (checkCaughtUp) {
+          Instant caughtUpAt = core.caughtUpAt(metadata, descriptor.getFilterSubjects(), at);
+          if (caughtUpAt != null) {
+            caughtUp = new CaughtUp(at, caughtUpAt);
+          }
+        }
+      } catch (NatsIOException e) {
+        if (!JetStreamReadCore.isOutage(e)) {
+          probeRefusal = e;
+        }
       }
+    }, REQUESTS);
+  }
+
+  /** The read had nothing after {@code nextSequence} at {@code at}. */
+  private static final class CaughtUp {
+    final long nextSequence;
+    final Instant at;
+
+    CaughtUp(long nextSequence, Instant at) {
+      this.nextSequence = nextSequence;
+      this.at = at;
     }
+  }
+
+  private void advanceIdleWatermark() {
+    CaughtUp latest = caughtUp;
+    if (latest == null || nextSequence == null || latest.nextSequence != nextSequence) {
+      return; // Not known to be caught up at the current position.
+    }
+    Instant idle = core.idleWatermark(latest.at);
+    if (idle != null && idle.isAfter(watermark)) {
+      watermark = idle;
+    }
+  }
+
+  /** On the task thread (where metrics count): the backlog, once per new set of statistics. */
+  private void reportStats() {
+    JetStreamReadCore.StreamStats stats = core.stats();
+    if (!stats.known || stats.fetchedAtMillis == statsReportedAtMillis || nextSequence == null) {
+      return;
+    }
+    statsReportedAtMillis = stats.fetchedAtMillis;
+    long backlogMessages = core.backlogMessages(nextSequence);
+    backlogBytes = (long) (backlogMessages * stats.averageMessageBytes());
+    core.metrics().recordBacklog(backlogMessages);
   }
 
   @Override
@@ -258,9 +362,9 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   }
 
   /**
-   * The bytes stored after the reader's position, from the stream's state that {@link #advance()}
-   * fetches at most once a second. Flink asks from its metrics thread, also after {@link #close()},
-   * so this only reads what the task thread wrote.
+   * The bytes stored after the reader's position, from the stream's statistics the reader fetches
+   * in the background at most once a second. Flink asks from its metrics thread, also after {@link
+   * #close()}, so this only reads what the task thread wrote.
    */
   @Override
   public long getSplitBacklogBytes() {
@@ -268,25 +372,19 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     return backlog < 0 ? BACKLOG_UNKNOWN : backlog;
   }
 
-  /** Refreshes the stream's state (at most once a second, never while disconnected) and reports the backlog. */
-  private void refreshStatsIfDue() {
-    long now = System.currentTimeMillis();
-    if (now - statsFetchedAtMillis < STATS_TTL_MILLIS || metadata == null || !metadata.isConnected()) {
-      return;
+  /**
+   * The shared connection's metadata, connecting on first use (background threads only). A
+   * connection jnats gave up reconnecting is replaced.
+   */
+  private synchronized JetStreamMetadata metadata() {
+    if (closed) {
+      throw new NatsIOException("The reader of stream '" + descriptor.getStream() + "' is closed");
     }
-    statsFetchedAtMillis = now;
-    try {
-      StreamState state = metadata.streamInfo(descriptor.getStream()).getStreamState();
-      double averageMessageBytes = state.getMsgCount() == 0 ? 0 : (double) state.getByteCount() / state.getMsgCount();
-      long backlogMessages = Math.max(0, state.getLastSequence() + 1 - nextSequence);
-      backlogBytes = (long) (backlogMessages * averageMessageBytes);
-      metrics.recordBacklog(backlogMessages);
-    } catch (RuntimeException e) {
-      LOG.debug("Could not refresh the state of stream {}; using the last known", descriptor.getStream(), e);
+    if (lease != null && lease.connection().getStatus() == Connection.Status.CLOSED) {
+      lease.close();
+      lease = null;
+      metadata = null;
     }
-  }
-
-  private JetStreamMetadata metadata() {
     if (metadata == null) {
       lease = NatsConnections.acquireFor(this, spec.getConnectionConfiguration());
       metadata = new JetStreamMetadata(lease.connection(), spec.getConnectionConfiguration());
@@ -294,24 +392,23 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     return metadata;
   }
 
-  private void closeReader() {
+  @Override
+  public void close() {
     if (reader != null) {
       reader.close();
       reader = null;
     }
-  }
-
-  @Override
-  public void close() {
-    closeReader();
-    releaseMetadata();
-  }
-
-  private void releaseMetadata() {
-    if (lease != null) {
-      lease.close();
-      lease = null;
-      metadata = null;
+    if (opening != null) {
+      opening.thenAccept(opened -> opened.reader.close()); // Opened after all: close it once it is.
+      opening = null;
+    }
+    synchronized (this) {
+      closed = true;
+      if (lease != null) {
+        lease.close();
+        lease = null;
+        metadata = null;
+      }
     }
   }
 }

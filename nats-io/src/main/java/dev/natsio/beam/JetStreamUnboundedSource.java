@@ -17,10 +17,12 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * <p>Beam's classic FlinkRunner turns an {@code UnboundedSource} into a Flink source, but runs a
  * splittable DoFn as a keyed operator fed by an Impulse. Measured on Beam 2.70 / Flink 1.19, that
  * operator lets the watermark through only while its DoFn is idle, so event-time windows after a
- * busy unbounded splittable DoFn do not close until the stream goes quiet; and a restore from a
- * checkpoint replays the Impulse, so the read also starts again from its start position. As a
- * Flink source, the read emits its watermark on Flink's watermark interval and keeps its position
- * in Flink's checkpointed split state. {@link #isPreferredOn} says when the read takes this form.
+ * busy unbounded splittable DoFn do not close until the stream goes quiet; and it checkpoints the
+ * splittable DoFn's position only every 10,000 outputs or 10 seconds. As a Flink source, the read
+ * emits its watermark on Flink's watermark interval and keeps its exact next sequence in Flink's
+ * checkpointed split state at every checkpoint. {@link #isPreferredOn} says when the read takes
+ * this form; the two forms are different job graphs, so a savepoint of one does not restore the
+ * other (see {@code docs/runners.md}).
  *
  * <h3>Splitting</h3>
  *
@@ -47,8 +49,9 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  *
  * <h3>Position and watermark</h3>
  *
- * <p>See {@link JetStreamUnboundedReader}: the same start, timestamps and watermark as the
- * splittable DoFn, with the position in a {@link JetStreamCheckpointMark}.
+ * <p>See {@link JetStreamUnboundedReader}: the same start, timestamps, watermark and errors as the
+ * splittable DoFn (both run {@link JetStreamReadCore}), with the position in a {@link
+ * JetStreamCheckpointMark}.
  */
 final class JetStreamUnboundedSource extends UnboundedSource<NatsMessage, JetStreamCheckpointMark> {
   private static final long serialVersionUID = 1L;

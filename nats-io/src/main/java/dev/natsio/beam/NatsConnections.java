@@ -23,6 +23,10 @@ import org.slf4j.LoggerFactory;
  * uses the same configuration shares one. Users take a {@link Lease} and close it when done; the
  * connection is closed when its last lease is. That bounds connections per JVM by the number of
  * distinct configurations, whatever the parallelism.
+ *
+ * <p>The JVM-wide lock guards only the table of connections: connecting (handshakes, up to the
+ * connect timeout) happens outside it, so one slow or unreachable server does not hold up leases
+ * of other configurations, or releases.
  */
 final class NatsConnections {
   private static final Logger LOG = LoggerFactory.getLogger(NatsConnections.class);
@@ -31,16 +35,43 @@ final class NatsConnections {
 
   private NatsConnections() {}
 
-  /** A connection to the configured servers, shared with every other lease of the same configuration. */
+  /**
+   * A connection to the configured servers, shared with every other lease of the same configuration.
+   * Connecting (a TCP and TLS handshake, up to the connect timeout per server) happens outside the
+   * JVM-wide lock, so leases of other configurations, and releases, never wait for it; threads asking
+   * for the same configuration meanwhile wait for that one attempt rather than connect twice.
+   */
   static Lease acquire(NatsIO.ConnectionConfiguration configuration) {
+    Shared shared;
+    boolean connectHere = false;
     synchronized (SHARED) {
-      Shared shared = SHARED.get(configuration);
-      if (shared == null || shared.connection.getStatus() == Connection.Status.CLOSED) {
-        shared = new Shared(connect(configuration));
+      shared = SHARED.get(configuration);
+      if (shared == null || shared.isClosed()) {
+        shared = new Shared();
         SHARED.put(configuration, shared);
+        connectHere = true;
       }
-      shared.leases++;
-      return new Lease(configuration, shared.connection);
+      shared.leases++; // Held while connecting too, so a release cannot drop the entry meanwhile.
+    }
+    if (connectHere) {
+      try {
+        shared.connected.complete(connect(configuration));
+      } catch (RuntimeException e) {
+        shared.connected.completeExceptionally(e);
+        synchronized (SHARED) {
+          SHARED.remove(configuration, shared);
+        }
+        throw e;
+      }
+    }
+    try {
+      return new Lease(configuration, shared, shared.connected.join());
+    } catch (java.util.concurrent.CompletionException e) {
+      synchronized (SHARED) {
+        shared.leases--;
+      }
+      // Another thread's attempt failed: fail alike (its error names the servers and the reason).
+      throw e.getCause() instanceof RuntimeException ? (RuntimeException) e.getCause() : e;
     }
   }
 
@@ -54,13 +85,6 @@ final class NatsConnections {
     Lease lease = acquire(configuration);
     ABANDONED_LEASES.register(holder, lease::close);
     return lease;
-  }
-
-  /** The number of open shared connections in this JVM (for tests of connection bounds). */
-  static int openConnections() {
-    synchronized (SHARED) {
-      return SHARED.size();
-    }
   }
 
   /**
@@ -144,10 +168,16 @@ final class NatsConnections {
    * jnats reports why each attempt of a first connect failed only to its error listener (the
    * exception {@code Nats.connect} throws says just "Unable to connect"): this one keeps those
    * reports until the connection is up, and logs everything as jnats's default listener does.
+   * Afterwards it keeps the subjects the server refused a publish to: a request to a denied
+   * subject (a JetStream API call the user lacks the permission for) only times out in jnats, and
+   * {@link JetStreamMetadata#refusal} looks here to tell that from an outage.
    */
   static final class FirstConnectErrors extends ErrorListenerLoggerImpl {
+    private static final java.util.regex.Pattern DENIED_PUBLISH =
+        java.util.regex.Pattern.compile("Permissions Violation for Publish to \"?([^\"\\s]+)\"?");
     final List<Throwable> exceptions = new CopyOnWriteArrayList<>();
     final List<String> errors = new CopyOnWriteArrayList<>();
+    private final java.util.Set<String> deniedSubjects = java.util.concurrent.ConcurrentHashMap.newKeySet();
     volatile boolean connected;
 
     @Override
@@ -155,7 +185,21 @@ final class NatsConnections {
       if (!connected && errors.size() < 20) {
         errors.add(error);
       }
+      java.util.regex.Matcher denied = DENIED_PUBLISH.matcher(error);
+      if (denied.find() && deniedSubjects.size() < 1_000) {
+        deniedSubjects.add(denied.group(1));
+      }
       super.errorOccurred(connection, error);
+    }
+
+    /** A JetStream API subject about {@code stream} the server refused a publish to, or null. */
+    @org.checkerframework.checker.nullness.qual.Nullable String deniedApiSubjectFor(String stream) {
+      for (String subject : deniedSubjects) {
+        if (subject.contains(".API.") && subject.endsWith("." + stream)) {
+          return subject;
+        }
+      }
+      return null;
     }
 
     @Override
@@ -190,13 +234,12 @@ final class NatsConnections {
     return root.getMessage() == null ? root.getClass().getSimpleName() : root.getMessage();
   }
 
-  private static void release(NatsIO.ConnectionConfiguration configuration, Connection connection) {
+  private static void release(NatsIO.ConnectionConfiguration configuration, Shared released) {
     Connection toClose = null;
     synchronized (SHARED) {
-      Shared shared = SHARED.get(configuration);
-      if (shared != null && shared.connection == connection && --shared.leases == 0) {
-        SHARED.remove(configuration);
-        toClose = connection;
+      if (--released.leases == 0) {
+        SHARED.remove(configuration, released);
+        toClose = released.connected.getNow(null);
       }
     }
     if (toClose != null) {
@@ -210,23 +253,27 @@ final class NatsConnections {
     }
   }
 
+  /** One shared connection: completed once its connect returns. */
   private static final class Shared {
-    final Connection connection;
+    final java.util.concurrent.CompletableFuture<Connection> connected = new java.util.concurrent.CompletableFuture<>();
     int leases;
 
-    Shared(Connection connection) {
-      this.connection = connection;
+    boolean isClosed() {
+      Connection connection = connected.getNow(null);
+      return connection != null && connection.getStatus() == Connection.Status.CLOSED;
     }
   }
 
   /** A use of a shared connection; closing it releases the use, never more than once. */
   static final class Lease implements AutoCloseable {
     private final NatsIO.ConnectionConfiguration configuration;
+    private final Shared shared;
     private final Connection connection;
     private boolean released;
 
-    private Lease(NatsIO.ConnectionConfiguration configuration, Connection connection) {
+    private Lease(NatsIO.ConnectionConfiguration configuration, Shared shared, Connection connection) {
       this.configuration = configuration;
+      this.shared = shared;
       this.connection = connection;
     }
 
@@ -242,7 +289,7 @@ final class NatsConnections {
     public synchronized void close() {
       if (!released) {
         released = true;
-        release(configuration, connection);
+        release(configuration, shared);
       }
     }
   }

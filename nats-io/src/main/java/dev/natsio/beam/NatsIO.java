@@ -59,14 +59,18 @@ import org.joda.time.Instant;
  *         .withStopAtEndOfStream());                 // or withStopSequence / withStopTime: bounded
  * }</pre>
  *
- * <p>The read is a splittable DoFn whose restriction is a range of stream sequence numbers. The
- * runner's checkpoint holds the position, not the server: nothing is acknowledged or deleted, and a
- * restore replays from exactly where the checkpoint was taken, on every runner. Without a stop the
- * read is unbounded and follows the stream live; with one it is bounded and split for parallel
- * reading. Element timestamps are the server's publish time by default; see {@link
- * Read#withProcessingTime()} and {@link Read#withTimestampFn}. The watermark follows them and,
- * once the read has caught up, advances to now minus {@link Read#withIdleWatermarkDelay} so
- * event-time windows close on a quiet stream.
+ * <p>The read is a splittable DoFn whose restriction is a range of stream sequence numbers, except
+ * for an unbounded read on Beam's classic Flink runner (or with {@code
+ * --experiments=use_deprecated_read}), which is a Beam {@code UnboundedSource} that Flink runs as a
+ * native source; both forms read the same way (see {@code docs/runners.md}). The runner's
+ * checkpoint holds the position, not the server: nothing is acknowledged or deleted, and a restore
+ * replays from exactly where the checkpoint was taken, on every runner. Without a stop the read is
+ * unbounded and follows the stream live; with one it is bounded and split for parallel reading. A
+ * refusal met while reading (the stream deleted, a missing permission) fails the read with a
+ * message naming it; a server that is away is waited for. Element timestamps are the server's
+ * publish time by default; see {@link Read#withProcessingTime()} and {@link Read#withTimestampFn}.
+ * The watermark follows them and, once the read has caught up, advances to now minus {@link
+ * Read#withIdleWatermarkDelay} so event-time windows close on a quiet stream.
  *
  * <p>One filter subject (or none) is read by one reader, whatever the job's parallelism. To read
  * one stream on several workers, partition it by subject and give each partition's filter:
@@ -91,7 +95,7 @@ import org.joda.time.Instant;
  * <p>Each message goes to its own subject unless {@link Write#withSubject} (one subject for all)
  * or {@link Write#withSubjectFn} says otherwise; its headers are published with it. With {@link
  * Write#withJetStream()} every message is published asynchronously, at most {@link
- * Write#withMaxInFlight} (default 4,096) awaiting acknowledgement per worker thread, and every
+ * Write#withMaxInFlight} (default 4,096) awaiting acknowledgement per DoFn instance, and every
  * acknowledgement is awaited before a bundle completes; timed-out publishes are retried with the
  * same message id. With {@link Write#withMessageIdFn} the stream stores each message once even
  * when the runner retries a bundle, as long as the retry comes within the stream's duplicate window
@@ -142,7 +146,9 @@ import org.joda.time.Instant;
  * survives the runner's checkpoints; with {@link #readSourceDescriptors()} it applies to each
  * descriptor. Useful for tests, samples and batch jobs over live subjects.
  *
- * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each split is read.
+ * <p>{@link Read#withMaxMessagesPerSecond} caps how fast each reader reads: the whole read for a
+ * live stream, durable-consumer or single Core read, each piece of a split bounded read, each of
+ * {@link Read#withNumReaders} Core readers.
  *
  * <h2>Rows from payloads, payloads from rows</h2>
  *
@@ -725,7 +731,11 @@ public final class NatsIO {
 
   // ---- Read ------------------------------------------------------------------------------------
 
-  /** A {@link PTransform} that reads one JetStream stream. See {@link NatsIO}. */
+  /**
+   * A {@link PTransform} that reads NATS: a JetStream stream by position ({@link #withStream}), a
+   * JetStream stream through a durable consumer ({@link #withConsumer}), or a Core NATS subject
+   * ({@link #withSubject}). See {@link NatsIO}.
+   */
   @AutoValue
   public abstract static class Read extends PTransform<PBegin, PCollection<NatsMessage>> {
     abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
@@ -773,6 +783,8 @@ public final class NatsIO {
     abstract @Nullable String getConsumerConfigurationJson();
 
     abstract @Nullable Double getMaxMessagesPerSecond();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
 
     abstract Builder toBuilder();
 
@@ -847,24 +859,38 @@ public final class NatsIO {
 
     /**
      * Stamps each message with {@code timestampFn(message)}, which may lag by up to {@code maxDelay}
-     * behind the largest timestamp seen: the watermark trails by that much.
+     * (not negative) behind the largest timestamp seen: the watermark trails by that much, and once
+     * the read has caught up with the stream it advances to now minus {@code maxDelay}, so windows
+     * close on a quiet stream. A function that throws fails the read, or sends the message to
+     * {@link #withBadRecordErrorHandler} when one is given.
      */
     public Read withTimestampFn(SerializableFunction<NatsMessage, Instant> timestampFn, Duration maxDelay) {
       return toBuilder()
           .setTimestampPolicy(TimestampPolicy.TIMESTAMP_FN)
           .setTimestampFn(requireNonNull(timestampFn, "timestampFn"))
-          .setMaxDelay(requireNonNull(maxDelay, "maxDelay"))
+          .setMaxDelay(nonNegative(maxDelay, "withTimestampFn", "maxDelay"))
           .build();
     }
 
     /**
-     * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s). It
-     * covers clock skew between workers and servers: larger is safer, smaller closes windows sooner.
-     * Stream reads only: Core subject and durable-consumer reads, whose watermark is wall time,
-     * refuse it.
+     * How far behind now the watermark of a caught-up, publish-time read stays (default 2 s; not
+     * negative). It covers clock skew between workers and servers: larger is safer, smaller closes
+     * windows sooner. Stream reads only: Core subject and durable-consumer reads, whose watermark is
+     * wall time, refuse it.
      */
     public Read withIdleWatermarkDelay(Duration idleWatermarkDelay) {
-      return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
+      return toBuilder().setIdleWatermarkDelay(nonNegative(idleWatermarkDelay, "withIdleWatermarkDelay", "idleWatermarkDelay")).build();
+    }
+
+    /**
+     * For a {@link #withStream} read with {@link #withTimestampFn}: a message whose timestamp
+     * function throws goes to {@code errorHandler} as a {@link BadRecord} (with the message and the
+     * exception) instead of failing the pipeline. A live read with a handler takes the splittable
+     * DoFn form on every runner (a Beam source has no second output), also on Flink; see {@code
+     * docs/runners.md}.
+     */
+    public Read withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
     }
 
     /**
@@ -991,11 +1017,12 @@ public final class NatsIO {
     }
 
     /**
-     * Outputs at most this many messages per second <b>per split being read</b>. Core subject
-     * reads, durable-consumer reads and unbounded stream reads are read as one split, so for them
+     * Outputs at most this many messages per second <b>per reader</b>. An unbounded stream read, a
+     * durable-consumer read and a Core subject read with one reader are each one reader, so for them
      * this is the rate of the whole read; a bounded stream read is split into pieces of {@link
      * #withSplitSize} sequences read in parallel, each at up to this rate (raise the split size to
-     * read it as one piece). Each reader may let one extra message through when it starts. Messages
+     * read it as one piece), and a Core read with {@link #withNumReaders}{@code (n)} has n readers,
+     * each at up to this rate. Each reader may let one extra message through when it starts. Messages
      * wait in the server (JetStream) or the subscription's buffer (Core) meanwhile.
      */
     public Read withMaxMessagesPerSecond(double maxMessagesPerSecond) {
@@ -1041,7 +1068,7 @@ public final class NatsIO {
             .setCoder(NatsMessageCoder.of());
       }
       NatsSourceDescriptor descriptor = toDescriptor();
-      if (!isBounded() && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
+      if (!isBounded() && getBadRecordErrorHandler() == null && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
         // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource,
         // whose split() makes one split per partition.
         return input.apply("Read stream " + descriptor.getStream(),
@@ -1058,7 +1085,10 @@ public final class NatsIO {
         // Runners that run a splittable DoFn where its input is (Flink batch) would read every partition on one worker.
         descriptors = descriptors.apply("Spread partitions", Reshuffle.viaRandomKey());
       }
-      return descriptors.apply("Read stream " + descriptor.getStream(), toReadSourceDescriptors());
+      return descriptors.apply("Read stream " + descriptor.getStream(),
+          getBadRecordErrorHandler() == null
+              ? toReadSourceDescriptors()
+              : toReadSourceDescriptors().withBadRecordErrorHandler(getBadRecordErrorHandler()));
     }
 
     private void validate() {
@@ -1123,7 +1153,8 @@ public final class NatsIO {
           "a Core subject read (withSubject)",
           !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
           getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
-          getBatchSize() != DEFAULT_BATCH_SIZE ? "withBatchSize (stream and durable-consumer reads)" : null);
+          getBatchSize() != DEFAULT_BATCH_SIZE ? "withBatchSize (stream and durable-consumer reads)" : null,
+          getBadRecordErrorHandler() != null ? BAD_RECORDS_OF_STREAM_READS : null);
       if (getMaxBufferedMessages() < 1) {
         throw new IllegalArgumentException("NatsIO.read() withMaxBufferedMessages(" + getMaxBufferedMessages() + ") must be at least 1.");
       }
@@ -1157,9 +1188,13 @@ public final class NatsIO {
           "a durable-consumer read (withConsumer)",
           !getIdleWatermarkDelay().equals(DEFAULT_IDLE_WATERMARK_DELAY) ? "withIdleWatermarkDelay (position-tracked stream reads)" : null,
           getSplitSize() != DEFAULT_SPLIT_SIZE ? "withSplitSize (position-tracked stream reads)" : null,
-          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null);
+          getMaxBufferedMessages() != DEFAULT_MAX_BUFFERED_MESSAGES ? "withMaxBufferedMessages (Core subject reads)" : null,
+          getBadRecordErrorHandler() != null ? BAD_RECORDS_OF_STREAM_READS : null);
       validateTuning(getSplitSize(), getBatchSize());
     }
+
+    private static final String BAD_RECORDS_OF_STREAM_READS =
+        "withBadRecordErrorHandler (position-tracked stream reads with withTimestampFn, for messages it fails on)";
 
     /**
      * Refuses settings that the chosen read mode would ignore; each non-null entry names a setting
@@ -1289,6 +1324,8 @@ public final class NatsIO {
 
       abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
 
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> errorHandler);
+
       abstract Read build();
     }
   }
@@ -1341,6 +1378,8 @@ public final class NatsIO {
     abstract @Nullable Duration getMaxReadTime();
 
     abstract @Nullable Double getMaxMessagesPerSecond();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
 
     abstract Builder toBuilder();
 
@@ -1395,13 +1434,18 @@ public final class NatsIO {
       return toBuilder()
           .setTimestampPolicy(TimestampPolicy.TIMESTAMP_FN)
           .setTimestampFn(requireNonNull(timestampFn, "timestampFn"))
-          .setMaxDelay(requireNonNull(maxDelay, "maxDelay"))
+          .setMaxDelay(nonNegative(maxDelay, "withTimestampFn", "maxDelay"))
           .build();
     }
 
     /** See {@link Read#withIdleWatermarkDelay}. */
     public ReadSourceDescriptors withIdleWatermarkDelay(Duration idleWatermarkDelay) {
-      return toBuilder().setIdleWatermarkDelay(requireNonNull(idleWatermarkDelay)).build();
+      return toBuilder().setIdleWatermarkDelay(nonNegative(idleWatermarkDelay, "withIdleWatermarkDelay", "idleWatermarkDelay")).build();
+    }
+
+    /** See {@link Read#withBadRecordErrorHandler}. */
+    public ReadSourceDescriptors withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
     }
 
     /** See {@link Read#withSplitSize}. */
@@ -1430,7 +1474,7 @@ public final class NatsIO {
       return toBuilder().setMaxReadTime(requireNonNull(maxReadTime, "maxReadTime")).build();
     }
 
-    /** At most this many messages per second per split being read. See {@link Read#withMaxMessagesPerSecond}. */
+    /** At most this many messages per second per reader (each descriptor's range, or piece of one). See {@link Read#withMaxMessagesPerSecond}. */
     public ReadSourceDescriptors withMaxMessagesPerSecond(double maxMessagesPerSecond) {
       return toBuilder().setMaxMessagesPerSecond(maxMessagesPerSecond).build();
     }
@@ -1445,7 +1489,17 @@ public final class NatsIO {
       validateTuning(getSplitSize(), getBatchSize());
       validateLimits(getMaxNumRecords(), getMaxReadTime());
       validateRate(getMaxMessagesPerSecond());
-      return input.apply(ParDo.of(ReadFromJetStreamDoFn.create(this))).setCoder(NatsMessageCoder.of());
+      ErrorHandler<BadRecord, ?> errorHandler = getBadRecordErrorHandler();
+      // The DoFn gets the settings without the handler, which holds the pipeline's error collections.
+      ReadFromJetStreamDoFn fn = ReadFromJetStreamDoFn.create(toBuilder().setBadRecordErrorHandler(null).build(), errorHandler != null);
+      PCollectionTuple outputs =
+          input.apply(ParDo.of(fn).withOutputTags(ReadFromJetStreamDoFn.MESSAGES, TupleTagList.of(BadRecordRouter.BAD_RECORD_TAG)));
+      PCollection<BadRecord> badRecords =
+          outputs.get(BadRecordRouter.BAD_RECORD_TAG).setCoder(BadRecord.getCoder(input.getPipeline()));
+      if (errorHandler != null) {
+        errorHandler.addErrorCollection(badRecords);
+      }
+      return outputs.get(ReadFromJetStreamDoFn.MESSAGES).setCoder(NatsMessageCoder.of());
     }
 
     @Override
@@ -1484,6 +1538,8 @@ public final class NatsIO {
       abstract Builder setMaxReadTime(@Nullable Duration maxReadTime);
 
       abstract Builder setMaxMessagesPerSecond(@Nullable Double maxMessagesPerSecond);
+
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> errorHandler);
 
       abstract ReadSourceDescriptors build();
     }
@@ -1748,6 +1804,17 @@ public final class NatsIO {
     if (maxReadTime != null && !maxReadTime.isLongerThan(Duration.ZERO)) {
       throw new IllegalArgumentException("NatsIO withMaxReadTime(" + maxReadTime + ") must be positive.");
     }
+  }
+
+  /** {@code duration}, refused when negative: a watermark ahead of the data would make it late. */
+  private static Duration nonNegative(Duration duration, String method, String name) {
+    requireNonNull(duration, name);
+    if (duration.isShorterThan(Duration.ZERO)) {
+      throw new IllegalArgumentException(
+          method + "(" + duration + "): " + name + " must not be negative; a watermark ahead of the messages' timestamps would "
+              + "make them late. Use Duration.ZERO for none.");
+    }
+    return duration;
   }
 
   private static void validateRate(@Nullable Double maxMessagesPerSecond) {

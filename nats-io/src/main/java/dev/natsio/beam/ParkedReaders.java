@@ -24,8 +24,8 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * takes the reader back instead of opening a consumer and discarding its prefetched batch.
  *
  * <p>A reader parked longer than the idle timeout (its read moved to another worker, or the
- * pipeline stopped) is closed by a background sweep, and a DoFn's teardown closes its parked
- * readers.
+ * pipeline stopped) is closed by a background sweep, and a DoFn's teardown closes the readers it
+ * parked itself (not those of other instances on the same connection).
  */
 final class ParkedReaders<K, R extends ParkedReaders.Reader> {
   /** A reader that can be closed outside any bundle, saying why. */
@@ -51,9 +51,17 @@ final class ParkedReaders<K, R extends ParkedReaders.Reader> {
 
   /** Parks {@code reader} under {@code key}; a reader already parked there is closed. */
   void park(K key, R reader) {
+    park(key, reader, null);
+  }
+
+  /**
+   * Parks {@code reader} under {@code key} for {@code owner} (the DoFn instance that last used it),
+   * whose teardown may close it with {@link #closeIdleOwnedBy}.
+   */
+  void park(K key, R reader, @Nullable Object owner) {
     Parked<R> previous;
     synchronized (this) {
-      previous = idle.put(key, new Parked<>(reader, System.currentTimeMillis()));
+      previous = idle.put(key, new Parked<>(reader, System.currentTimeMillis(), owner));
       startSweeperIfNeeded();
     }
     if (previous != null && previous.reader != reader) {
@@ -69,6 +77,16 @@ final class ParkedReaders<K, R extends ParkedReaders.Reader> {
   /** Closes every parked reader whose key matches. */
   void closeIdleWhere(Predicate<K> keyMatches, String reason) {
     for (R reader : removeWhere((key, parked) -> keyMatches.test(key))) {
+      reader.closeParked(reason);
+    }
+  }
+
+  /**
+   * Closes the readers {@code owner} parked and no one took since: one DoFn instance's teardown
+   * leaves the readers other instances in the JVM parked on the same connection alone.
+   */
+  void closeIdleOwnedBy(Object owner, String reason) {
+    for (R reader : removeWhere((key, parked) -> parked.owner == owner)) {
       reader.closeParked(reason);
     }
   }
@@ -113,10 +131,12 @@ final class ParkedReaders<K, R extends ParkedReaders.Reader> {
   private static final class Parked<R> {
     final R reader;
     final long parkedAtMillis;
+    final @Nullable Object owner;
 
-    Parked(R reader, long parkedAtMillis) {
+    Parked(R reader, long parkedAtMillis, @Nullable Object owner) {
       this.reader = reader;
       this.parkedAtMillis = parkedAtMillis;
+      this.owner = owner;
     }
   }
 }

@@ -3,8 +3,8 @@ package dev.natsio.beam;
 /**
  * Spaces messages at least {@code 1 / rate} seconds apart, for {@code withMaxMessagesPerSecond}.
  *
- * <p>Each DoFn instance keeps one (a transient field): an instance reads one restriction at a
- * time, so the limit holds per split being read. There is no burst allowance: the first message
+ * <p>Each reader keeps one: a DoFn instance (a transient field; it reads one restriction at a time)
+ * or a source reader, so the limit holds per reader. There is no burst allowance: the first message
  * passes at once and each next one waits for its slot, so over any interval of {@code t} seconds a
  * pacer lets through at most {@code rate * t + 1} messages. A new pacer (another instance, another
  * worker) starts with one free message, which is the slack the limit is documented with.

@@ -153,7 +153,7 @@ abstract class ReadFromCoreSubjectDoFn extends LiveReadDoFn<Integer> {
         Instant now = Instant.now();
         byte[] payload = message.getData() == null ? new byte[0] : message.getData();
         receiver.outputWithTimestamp(
-            NatsMessage.of(message.getSubject(), payload, ReadFromJetStreamDoFn.headersOf(message), null, 0L, now), now);
+            NatsMessage.of(message.getSubject(), payload, JetStreamReadCore.headersOf(message), null, 0L, now), now);
         messageCount++;
         byteCount += payload.length;
       }

@@ -242,8 +242,8 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
         byte[] payload = message.getData() == null ? new byte[0] : message.getData();
         NatsMessage output =
             NatsMessage.of(
-                message.getSubject(), payload, ReadFromJetStreamDoFn.headersOf(message), spec.getStream(), meta.streamSequence(),
-                ReadFromJetStreamDoFn.toInstant(meta.timestamp()), meta.deliveredCount());
+                message.getSubject(), payload, JetStreamReadCore.headersOf(message), spec.getStream(), meta.streamSequence(),
+                JetStreamReadCore.toInstant(meta.timestamp()), meta.deliveredCount());
         receiver.outputWithTimestamp(output, Instant.now());
         messageCount++;
         byteCount += payload.length;

@@ -3,17 +3,11 @@ package dev.natsio.beam;
 import io.nats.client.Message;
 import io.nats.client.api.MessageInfo;
 import io.nats.client.api.StreamState;
-import io.nats.client.impl.Headers;
-import io.nats.client.impl.NatsJetStreamMetaData;
 import java.io.IOException;
-import java.time.ZonedDateTime;
-import java.util.Collections;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import org.apache.beam.sdk.coders.Coder;
 import org.apache.beam.sdk.coders.InstantCoder;
 import org.apache.beam.sdk.io.range.OffsetRange;
@@ -24,7 +18,9 @@ import org.apache.beam.sdk.transforms.splittabledofn.OffsetRangeTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimator;
 import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimators;
+import org.apache.beam.sdk.transforms.errorhandling.BadRecordRouter;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.apache.beam.sdk.values.TupleTag;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
@@ -57,28 +53,35 @@ import org.slf4j.LoggerFactory;
  * <p>Bounded ranges are split up front into pieces of {@code splitSize} sequences so a backfill
  * reads in parallel; the runner may split further at any claimed position ({@link
  * OffsetRangeTracker}). Unbounded ranges use a {@link GrowableOffsetRangeTracker} whose end is
- * estimated from the stream's last sequence + 1, memoized for about a second. A range with a
+ * estimated from the stream's last sequence + 1 as the read loop last fetched it (at most a second
+ * old while it runs): runners ask for estimates from other threads (checkpoints, {@code @GetSize}),
+ * which never call the server and never wait ({@link JetStreamReadCore#stats}). A range with a
  * record or time budget is not split up front and only at checkpoints afterwards (see {@link
  * LimitedOffsetRange.Tracker}): the budget holds per descriptor, exactly.
  *
  * <h3>Reading and gaps</h3>
  *
  * <p>Each call takes a {@link JetStreamReader} parked at the restriction's start ({@link
- * JetStreamReader#PARKED}) or opens one, then claims each delivered sequence. Sequences have gaps
+ * JetStreamReader#PARKED}) or opens one, then claims each delivered sequence. The steps both read
+ * forms share (message to element, caught-up and end-of-range checks, failures, statistics) are
+ * in {@link JetStreamReadCore}. Sequences have gaps
  * (deletes, purges, filters, limits): claims need only increase. When nothing arrives for a poll
  * interval and the range has an end, the read asks the server for the next matching sequence; if
- * none lies below the end, it claims the end so the range is done.
+ * none lies below the end, it claims the end so the range is done. A refused request (a missing
+ * permission, the stream deleted) fails the read; a server that does not answer is asked again.
  *
  * <h3>Checkpoint and resume</h3>
  *
  * <p>The residual restriction starts at the last claimed sequence + 1; the reader is parked under
  * that sequence so the resumed call continues without a new consumer. After a restore from an
  * older checkpoint the positions differ, a new consumer starts at the restored position, and
- * every message after it is read again exactly once.
+ * every message after it is read again exactly once. A DoFn instance's teardown closes only the
+ * readers it parked itself.
  *
  * <h3>Progress and size</h3>
  *
- * <p>Size is the remaining sequences times the stream's average message size. Counters of
+ * <p>Size is the remaining sequences times the stream's average message size, from the statistics
+ * the read loop keeps (before any, each sequence counts as one byte). Counters of
  * messages and bytes read and a backlog gauge per stream are reported, as is the source's lineage.
  *
  * <h3>Watermark</h3>
@@ -86,44 +89,53 @@ import org.slf4j.LoggerFactory;
  * <p>With publish-time timestamps (the default) the watermark is the latest publish time read,
  * through a manual estimator kept monotonic. When the read has caught up (the server holds nothing
  * after the next position) it advances to now minus the idle delay, so event-time windows close on
- * a quiet stream. With a timestamp function it trails the largest timestamp by the allowed delay;
- * with processing time it is wall time.
+ * a quiet stream. With a timestamp function it trails the largest timestamp by the allowed delay
+ * and, once caught up, advances to now less that delay; with processing time it is wall time. A
+ * timestamp function that throws sends its message to the bad-record handler when the read has
+ * one, and fails the read otherwise.
  */
 abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(ReadFromJetStreamDoFn.class);
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
-  private static final long STATS_TTL_MILLIS = 1_000;
-  private static final Duration RECONNECT_BACKOFF = Duration.standardSeconds(1);
+  private static final Duration RECONNECT_BACKOFF = Duration.millis(JetStreamReadCore.REOPEN_BACKOFF_MILLIS);
 
   private final NatsIO.ReadSourceDescriptors spec;
+  private final boolean routeBadRecords;
 
   private transient NatsConnections.@Nullable Lease lease;
-  private transient @Nullable JetStreamMetadata metadata;
-  private transient @Nullable Map<String, StreamStats> statsByStream;
+  private transient volatile @Nullable JetStreamMetadata metadata;
+  /** One core per stream; read from the runner's size, progress and split threads too. */
+  private transient @Nullable ConcurrentHashMap<String, JetStreamReadCore> cores;
   private transient @Nullable Set<String> lineageReported;
   private transient @Nullable RatePacer pacer;
 
-  ReadFromJetStreamDoFn(NatsIO.ReadSourceDescriptors spec) {
+  ReadFromJetStreamDoFn(NatsIO.ReadSourceDescriptors spec, boolean routeBadRecords) {
     this.spec = spec;
+    this.routeBadRecords = routeBadRecords;
   }
 
   static ReadFromJetStreamDoFn create(NatsIO.ReadSourceDescriptors spec) {
-    return spec.isBounded() || spec.hasLimits() ? new Bounded(spec) : new Unbounded(spec);
+    return create(spec, false);
+  }
+
+  /** With {@code routeBadRecords}, messages whose timestamp function throws go to {@link BadRecordRouter#BAD_RECORD_TAG}. */
+  static ReadFromJetStreamDoFn create(NatsIO.ReadSourceDescriptors spec, boolean routeBadRecords) {
+    return spec.isBounded() || spec.hasLimits() ? new Bounded(spec, routeBadRecords) : new Unbounded(spec, routeBadRecords);
   }
 
   /** The bounded flavour: the output PCollection is bounded, so batch runners can read it. */
   @BoundedPerElement
   static final class Bounded extends ReadFromJetStreamDoFn {
-    Bounded(NatsIO.ReadSourceDescriptors spec) {
-      super(spec);
+    Bounded(NatsIO.ReadSourceDescriptors spec, boolean routeBadRecords) {
+      super(spec, routeBadRecords);
     }
   }
 
   /** The unbounded flavour, for live tails. */
   @UnboundedPerElement
   static final class Unbounded extends ReadFromJetStreamDoFn {
-    Unbounded(NatsIO.ReadSourceDescriptors spec) {
-      super(spec);
+    Unbounded(NatsIO.ReadSourceDescriptors spec, boolean routeBadRecords) {
+      super(spec, routeBadRecords);
     }
   }
 
@@ -138,6 +150,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
               + stream + "' has none: give it withStopSequence, withStopTime or withStopAtEndOfStream.");
     }
     StreamState state = metadata().readableStream(descriptor).getStreamState();
+    core(stream).recordStats(state);
     long from = metadata().startSequence(descriptor, state);
     long last = state.getLastSequence();
 
@@ -176,8 +189,9 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     OffsetRange range = restriction.getRange();
     RestrictionTracker<OffsetRange, Long> tracker;
     if (range.getTo() == Long.MAX_VALUE && !descriptor.isBounded()) {
-      String stream = descriptor.getStream();
-      tracker = new GrowableOffsetRangeTracker(range.getFrom(), () -> statsFor(stream).lastSequence + 1);
+      JetStreamReadCore core = core(descriptor.getStream());
+      // The value the read loop keeps current: the runner calls this from its split and progress threads.
+      tracker = new GrowableOffsetRangeTracker(range.getFrom(), () -> core.stats().lastSequence + 1);
     } else {
       tracker = new OffsetRangeTracker(range);
     }
@@ -189,9 +203,10 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     return LimitedOffsetRange.Coder.of();
   }
 
+  /** From the statistics the read loop keeps: no server call, whatever thread asks. */
   @GetSize
   public double getSize(@Element NatsSourceDescriptor descriptor, @Restriction LimitedOffsetRange restriction) {
-    StreamStats stats = statsFor(descriptor.getStream());
+    JetStreamReadCore.StreamStats stats = core(descriptor.getStream()).stats();
     OffsetRange range = restriction.getRange();
     long end = range.getTo() == Long.MAX_VALUE ? stats.lastSequence + 1 : range.getTo();
     long sequences = Math.min(Math.max(0, end - range.getFrom()), restriction.getMaxRecords());
@@ -226,11 +241,12 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       @Element NatsSourceDescriptor descriptor,
       RestrictionTracker<LimitedOffsetRange, Long> tracker,
       WatermarkEstimator<Instant> watermarkEstimator,
-      OutputReceiver<NatsMessage> receiver)
+      MultiOutputReceiver receiver)
       throws InterruptedException {
     String stream = descriptor.getStream();
     List<String> filters = descriptor.getFilterSubjects();
     NatsIO.ConnectionConfiguration connection = spec.getConnectionConfiguration();
+    JetStreamReadCore core = core(stream);
     reportLineage(stream);
 
     LimitedOffsetRange budget = tracker.currentRestriction();
@@ -240,7 +256,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       try {
         reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
       } catch (NatsIOException e) {
-        if (!(e.getCause() instanceof IOException)) {
+        if (!JetStreamReadCore.isOutage(e)) {
           throw e; // A refusal (e.g. the stream was deleted), not an outage: waiting will not help.
         }
         // The server is away or has no JetStream leader for now (a restart, an election): wait for
@@ -253,16 +269,21 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     @Nullable Instant stopTime = descriptor.getStopTime();
     ManualWatermarkEstimator<Instant> manualWatermark =
         watermarkEstimator instanceof ManualWatermarkEstimator ? (ManualWatermarkEstimator<Instant>) watermarkEstimator : null;
+    OutputReceiver<NatsMessage> output = receiver.get(MESSAGES);
 
     long messageCount = 0;
     long byteCount = 0;
     Long parkAt = null;
+    boolean failed = true;
+    JetStreamMetadata metadata = metadata();
     try {
       while (true) {
+        core.refreshStatsIfDue(metadata);
         if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
           // withMaxNumRecords is reached or withMaxReadTime is up: the read ends here, without
           // waiting for another message (this reader is closed: its position is past the end).
           tracker.tryClaim(Long.MAX_VALUE);
+          failed = false;
           return ProcessContinuation.stop();
         }
         Message message;
@@ -275,29 +296,34 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
         }
         if (message == null) {
-          if (finishIfRangeExhausted(descriptor, tracker, nextSequence)) {
+          if (finishIfRangeExhausted(core, descriptor, tracker, nextSequence)) {
             // Nothing matching lies below the end, so the reader can serve the range that follows.
             long end = tracker.currentRestriction().getRange().getTo();
             parkAt = end == Long.MAX_VALUE ? null : end;
+            failed = false;
             return ProcessContinuation.stop();
           }
           parkAt = nextSequence;
-          if (manualWatermark != null && spec.getTimestampPolicy() == NatsIO.TimestampPolicy.PUBLISH_TIME && metadata().isCaughtUp(descriptor, nextSequence)) {
-            advance(manualWatermark, Instant.now().minus(spec.getIdleWatermarkDelay()));
+          if (manualWatermark != null) {
+            Instant caughtUpAt = core.caughtUpAt(metadata, filters, nextSequence);
+            if (caughtUpAt != null) {
+              advance(manualWatermark, core.idleWatermark(caughtUpAt));
+            }
           }
+          failed = false;
           return ProcessContinuation.resume();
         }
-        NatsJetStreamMetaData meta = message.metaData();
-        long sequence = meta.streamSequence();
-        Instant publishTime = toInstant(meta.timestamp());
-        if (stopTime != null && !publishTime.isBefore(stopTime)) {
+        JetStreamReadCore.Element element = core.toElement(message);
+        if (stopTime != null && !element.publishTime.isBefore(stopTime)) {
           tracker.tryClaim(Long.MAX_VALUE); // Marks the range done: nothing before the stop time remains.
+          failed = false;
           return ProcessContinuation.stop();
         }
         if (pacer != null) {
           pacer.acquire(); // withMaxMessagesPerSecond: wait for this message's slot.
         }
-        if (!tracker.tryClaim(sequence)) {
+        if (!tracker.tryClaim(element.sequence)) {
+          failed = false;
           if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
             return ProcessContinuation.stop(); // The budget is spent: the read ends, and so does this reader.
           }
@@ -305,24 +331,33 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           parkAt = tracker.currentRestriction().getRange().getTo();
           return ProcessContinuation.stop();
         }
-        nextSequence = sequence + 1;
-        NatsMessage output =
-            NatsMessage.of(message.getSubject(), message.getData(), headersOf(message), stream, sequence, publishTime);
-        Instant timestamp = spec.timestampOf(output, publishTime);
-        if (manualWatermark != null) {
-          advance(manualWatermark, spec.watermarkAfter(timestamp));
+        nextSequence = element.sequence + 1;
+        if (element.timestamp == null) {
+          if (!routeBadRecords) {
+            throw core.timestampFailure(element);
+          }
+          routeBadRecord(receiver, element);
+          continue;
         }
-        receiver.outputWithTimestamp(output, timestamp);
+        if (manualWatermark != null) {
+          advance(manualWatermark, core.watermarkAfter(element.timestamp));
+        }
+        output.outputWithTimestamp(element.message, element.timestamp);
         messageCount++;
-        byteCount += output.getPayload().length;
+        byteCount += element.message.getPayload().length;
       }
     } finally {
-      if (parkAt != null) {
-        JetStreamReader.PARKED.park(position(descriptor, parkAt), reader);
+      if (parkAt != null && !failed) {
+        JetStreamReader.PARKED.park(position(descriptor, parkAt), reader, this);
+      } else if (failed) {
+        reader.closeAfterFailure();
       } else {
         reader.close();
       }
-      recordProgress(stream, messageCount, byteCount, nextSequence);
+      core.metrics().recordRead(messageCount, byteCount);
+      if (core.stats().known) {
+        core.metrics().recordBacklog(core.backlogMessages(nextSequence));
+      }
     }
   }
 
@@ -333,8 +368,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
   @Teardown
   public void teardown() {
-    NatsIO.ConnectionConfiguration connection = spec.getConnectionConfiguration();
-    JetStreamReader.PARKED.closeIdleWhere(position -> position.connection.equals(connection), "its DoFn was torn down");
+    JetStreamReader.PARKED.closeIdleOwnedBy(this, "its DoFn was torn down");
     if (lease != null) {
       lease.close();
       lease = null;
@@ -353,11 +387,11 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
 
   /**
    * When the range has an end and the server holds nothing matching below it (beyond what was
-   * read), claims the end so the range is done. Server trouble here is not an error: the read just
-   * polls again.
+   * read), claims the end so the range is done. A server that does not answer is asked again at
+   * the next poll; a refusal (a missing permission, the stream deleted) fails the read.
    */
   private boolean finishIfRangeExhausted(
-      NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence) {
+      JetStreamReadCore core, NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence) {
     long to = tracker.currentRestriction().getRange().getTo();
     Instant stopTime = descriptor.getStopTime();
     boolean stopTimePassed = stopTime != null && !Instant.now().isBefore(stopTime);
@@ -365,35 +399,44 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       return false;
     }
     try {
-      if (to != Long.MAX_VALUE && metadata().streamInfo(descriptor.getStream()).getStreamState().getLastSequence() + 1 < to) {
+      if (to != Long.MAX_VALUE && core.stats().lastSequence + 1 < to) {
         // Sequences below the end are still to be written: wait for them.
-        return stopTimePassed && finishAtStopTime(descriptor, tracker, nextSequence);
+        return stopTimePassed && finishAtStopTime(core, descriptor, tracker, nextSequence);
       }
-      MessageInfo next = metadata().nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects());
+      MessageInfo next = core.nextMessage(metadata(), descriptor.getFilterSubjects(), nextSequence);
       if (next == null || next.getSeq() >= to) {
         tracker.tryClaim(to);
         return true;
       }
-      return stopTimePassed && finishAtStopTime(descriptor, tracker, nextSequence);
-    } catch (IOException | RuntimeException e) {
-      LOG.debug("Could not check the end of stream {}; polling again", descriptor.getStream(), e);
-      return false;
+      return stopTimePassed && finishAtStopTime(core, descriptor, tracker, nextSequence);
+    } catch (IOException e) {
+      return false; // No answer (logged and counted by the core): poll again.
     }
   }
 
   private boolean finishAtStopTime(
-      NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence)
+      JetStreamReadCore core, NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence)
       throws IOException {
-    MessageInfo next = metadata().nextMessage(descriptor.getStream(), nextSequence, descriptor.getFilterSubjects());
-    if (next == null || !toInstant(next.getTime()).isBefore(descriptor.getStopTime())) {
+    MessageInfo next = core.nextMessage(metadata(), descriptor.getFilterSubjects(), nextSequence);
+    if (next == null || !JetStreamReadCore.toInstant(next.getTime()).isBefore(descriptor.getStopTime())) {
       tracker.tryClaim(Long.MAX_VALUE);
       return true;
     }
     return false;
   }
 
-  private static void advance(ManualWatermarkEstimator<Instant> watermark, Instant candidate) {
-    if (candidate.isAfter(watermark.currentWatermark())) {
+  private static void routeBadRecord(MultiOutputReceiver receiver, JetStreamReadCore.Element element) {
+    String description = "withTimestampFn failed on the message at sequence " + element.sequence + " of stream '"
+        + element.message.getStream() + "'";
+    try {
+      BadRecordRouter.RECORDING_ROUTER.route(receiver, element.message, NatsMessageCoder.of(), element.timestampError, description);
+    } catch (Exception e) {
+      throw new NatsIOException(description + ", and handing it to the bad-record handler failed: " + e.getMessage(), e);
+    }
+  }
+
+  private static void advance(ManualWatermarkEstimator<Instant> watermark, @Nullable Instant candidate) {
+    if (candidate != null && candidate.isAfter(watermark.currentWatermark())) {
       watermark.setWatermark(candidate);
     }
   }
@@ -401,15 +444,6 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   private JetStreamReader.Position position(NatsSourceDescriptor descriptor, long nextSequence) {
     return new JetStreamReader.Position(
         spec.getConnectionConfiguration(), descriptor.getStream(), descriptor.getFilterSubjects(), nextSequence);
-  }
-
-  private void recordProgress(String stream, long messageCount, long byteCount, long nextSequence) {
-    JetStreamReadMetrics metrics = JetStreamReadMetrics.forStream(stream);
-    metrics.recordRead(messageCount, byteCount);
-    StreamStats stats = statsByStream == null ? null : statsByStream.get(stream);
-    if (stats != null) {
-      metrics.recordBacklog(stats.lastSequence + 1 - nextSequence);
-    }
   }
 
   private void reportLineage(String stream) {
@@ -421,76 +455,27 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     }
   }
 
-  private StreamStats statsFor(String stream) {
-    if (statsByStream == null) {
-      statsByStream = new HashMap<>();
-    }
-    StreamStats stats = statsByStream.get(stream);
-    long now = System.currentTimeMillis();
-    if (stats == null || now - stats.fetchedAtMillis > STATS_TTL_MILLIS) {
-      try {
-        StreamState state = metadata().streamInfo(stream).getStreamState();
-        stats = new StreamStats(state.getLastSequence(), state.getMsgCount(), state.getByteCount(), now);
-        statsByStream.put(stream, stats);
-      } catch (RuntimeException e) {
-        // Estimates must not fail a bundle: the runner asks for them (splits, size) at any time,
-        // including while a cluster elects a new leader. Unknown for now means "no growth seen".
-        LOG.debug("Could not refresh the state of stream {}; using the last known", stream, e);
-        return stats == null ? StreamStats.UNKNOWN : stats;
+  private JetStreamReadCore core(String stream) {
+    ConcurrentHashMap<String, JetStreamReadCore> byStream = cores;
+    if (byStream == null) {
+      synchronized (this) {
+        if (cores == null) {
+          cores = new ConcurrentHashMap<>();
+        }
+        byStream = cores;
       }
     }
-    return stats;
+    return byStream.computeIfAbsent(stream, name -> new JetStreamReadCore(spec, name));
   }
 
-  private NatsConnections.Lease lease() {
-    if (lease == null) {
-      lease = NatsConnections.acquireFor(this, spec.getConnectionConfiguration());
-    }
-    return lease;
-  }
-
-  private JetStreamMetadata metadata() {
+  private synchronized JetStreamMetadata metadata() {
     if (metadata == null) {
-      metadata = new JetStreamMetadata(lease().connection(), spec.getConnectionConfiguration());
+      lease = NatsConnections.acquireFor(this, spec.getConnectionConfiguration());
+      metadata = new JetStreamMetadata(lease.connection(), spec.getConnectionConfiguration());
     }
     return metadata;
   }
 
-  static Instant toInstant(ZonedDateTime time) {
-    return Instant.ofEpochMilli(time.toInstant().toEpochMilli());
-  }
-
-  static Map<String, List<String>> headersOf(Message message) {
-    if (!message.hasHeaders()) {
-      return Collections.emptyMap();
-    }
-    Headers headers = message.getHeaders();
-    Map<String, List<String>> copy = new TreeMap<>();
-    for (String key : headers.keySet()) {
-      copy.put(key, headers.get(key));
-    }
-    return copy;
-  }
-
-  /** The stream's size and last sequence, fetched at most once a second per stream. */
-  private static final class StreamStats {
-    /** Before the first successful look-up: no messages known, so no growth and no size. */
-    static final StreamStats UNKNOWN = new StreamStats(0, 0, 0, 0);
-
-    final long lastSequence;
-    final long messages;
-    final long bytes;
-    final long fetchedAtMillis;
-
-    StreamStats(long lastSequence, long messages, long bytes, long fetchedAtMillis) {
-      this.lastSequence = lastSequence;
-      this.messages = messages;
-      this.bytes = bytes;
-      this.fetchedAtMillis = fetchedAtMillis;
-    }
-
-    double averageMessageBytes() {
-      return messages == 0 ? 0 : (double) bytes / messages;
-    }
-  }
+  /** The main output; the bad-record output is {@link BadRecordRouter#BAD_RECORD_TAG}. */
+  static final TupleTag<NatsMessage> MESSAGES = new TupleTag<NatsMessage>() {};
 }

@@ -382,7 +382,19 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (jwtAccounts != null) {
       config.append(jwtAccounts.serverConfig());
     }
-    if (settings.user != null) {
+    if (settings.user != null && !settings.restrictedUsers.isEmpty()) {
+      config.append("authorization {\n  users: [\n    { user: \"").append(settings.user)
+          .append("\", password: \"").append(settings.password).append("\" }\n");
+      for (String[] restricted : settings.restrictedUsers) {
+        config.append("    { user: \"").append(restricted[0]).append("\", password: \"").append(restricted[1])
+            .append("\", permissions: { publish: { allow: \">\", deny: [");
+        for (int i = 2; i < restricted.length; i++) {
+          config.append(i > 2 ? ", " : "").append('"').append(restricted[i]).append('"');
+        }
+        config.append("] } } }\n");
+      }
+      config.append("  ]\n}\n");
+    } else if (settings.user != null) {
       config.append("authorization {\n  user: \"").append(settings.user)
           .append("\"\n  password: \"").append(settings.password).append("\"\n}\n");
     } else if (settings.token != null) {
@@ -539,6 +551,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     private boolean operatorMode;
     private String clusterBlock;
     private int maxPayload;
+    private final java.util.List<String[]> restrictedUsers = new java.util.ArrayList<>();
 
     private Builder() {}
 
@@ -555,6 +568,23 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
 
     public Builder withToken(String token) {
       this.token = token;
+      return this;
+    }
+
+    /**
+     * Adds a second user, beside the one of {@link #withUserPassword} (which the harness itself
+     * connects as and which may do anything), that may publish to every subject except {@code
+     * deniedPublishSubjects}: for tests of a missing permission, e.g. {@code "$JS.API.STREAM.MSG.GET.>"}.
+     */
+    public Builder withRestrictedUser(String user, String password, String... deniedPublishSubjects) {
+      if (this.user == null) {
+        throw new IllegalStateException("withRestrictedUser needs withUserPassword first: the harness connects as that user");
+      }
+      String[] entry = new String[2 + deniedPublishSubjects.length];
+      entry[0] = user;
+      entry[1] = password;
+      System.arraycopy(deniedPublishSubjects, 0, entry, 2, deniedPublishSubjects.length);
+      restrictedUsers.add(entry);
       return this;
     }
 
