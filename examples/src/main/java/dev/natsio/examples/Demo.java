@@ -11,12 +11,15 @@ import io.nats.client.api.StorageType;
 import io.nats.client.api.StreamConfiguration;
 import java.nio.charset.StandardCharsets;
 import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.transforms.Count;
+import org.apache.beam.sdk.transforms.Distinct;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.values.KV;
+import org.apache.beam.sdk.values.PCollection;
 import org.apache.beam.sdk.values.TypeDescriptors;
 
 /**
@@ -24,7 +27,8 @@ import org.apache.beam.sdk.values.TypeDescriptors;
  * bounded {@code NatsIO.read()} on the Direct runner.
  *
  * <p>Run it with {@code ./scripts/demo.sh}, which starts a local nats-server when none is running.
- * The server URL comes from {@code NATS_URL} (default {@code nats://127.0.0.1:4222}).
+ * The server URL is the option {@code --natsUrl} (default {@code nats://127.0.0.1:4222}). It prints
+ * "exactly once" only after counting what it read against what it published.
  */
 public final class Demo {
   private static final String STREAM = "demo_orders";
@@ -34,19 +38,35 @@ public final class Demo {
   private Demo() {}
 
   public static void main(String[] args) throws Exception {
-    String url = System.getenv().getOrDefault("NATS_URL", "nats://127.0.0.1:4222");
+    ExampleOptions options = PipelineOptionsFactory.fromArgs(args).withValidation().as(ExampleOptions.class);
+    String url = options.getNatsUrl();
     long[] sequences = publishOrders(url);
     System.out.printf("Published %,d orders to stream '%s' (sequences %d..%d) at %s%n", ORDERS, STREAM, sequences[0], sequences[1], url);
 
-    Pipeline pipeline = Pipeline.create(PipelineOptionsFactory.fromArgs(args).withValidation().create());
-    pipeline
-        .apply("Read orders", NatsIO.read().withServers(url).withStream(STREAM)
-            .withStartSequence(sequences[0]).withStopSequence(sequences[1] + 1))
+    Pipeline pipeline = Pipeline.create(options);
+    PCollection<NatsMessage> orders = pipeline.apply("Read orders", NatsIO.read().withServers(url).withStream(STREAM)
+        .withStartSequence(sequences[0]).withStopSequence(sequences[1] + 1));
+    orders
         .apply("Region", MapElements.into(TypeDescriptors.strings()).via((NatsMessage m) -> m.getSubject()))
         .apply("Count per region", Count.perElement())
         .apply("Print", ParDo.of(new PrintFn()));
-    pipeline.run().waitUntilFinish();
-    System.out.println("Done: NatsIO read every order of this run exactly once.");
+    // What the closing line claims is checked first: every message once, none twice, none missing.
+    orders.apply("Count reads", ParDo.of(ExampleCounters.counting("read")));
+    orders
+        .apply("Sequence", MapElements.into(TypeDescriptors.longs()).via((NatsMessage m) -> m.getSequence()))
+        .apply("Distinct", Distinct.create())
+        .apply("Count distinct", ParDo.of(ExampleCounters.counting("distinct")));
+    PipelineResult result = pipeline.run();
+    result.waitUntilFinish();
+    long read = ExampleCounters.total(result, "read");
+    long distinct = ExampleCounters.total(result, "distinct");
+    if (read == ORDERS && distinct == ORDERS) {
+      System.out.printf("Done: read %,d messages, %,d distinct sequences, %,d published: every order exactly once.%n",
+          read, distinct, ORDERS);
+    } else {
+      System.out.printf("MISMATCH: read %,d messages, %,d distinct sequences, but %,d were published.%n", read, distinct, ORDERS);
+      System.exit(1);
+    }
   }
 
   /** Publishes this run's orders and returns their first and last stream sequence. */

@@ -8,15 +8,21 @@ import static org.hamcrest.Matchers.greaterThan;
 import static org.hamcrest.Matchers.lessThan;
 
 import dev.natsio.beam.NatsIO;
+import dev.natsio.beam.NatsMessage;
 import dev.natsio.beam.NatsPublishResult;
 import dev.natsio.beam.testing.CollectingSink;
 import dev.natsio.beam.testing.NatsTestServer;
 import io.nats.client.Connection;
 import io.nats.client.JetStreamManagement;
+import io.nats.client.KeyValue;
+import io.nats.client.api.KeyValueConfiguration;
+import io.nats.client.api.StorageType;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
@@ -27,6 +33,9 @@ import java.util.stream.Stream;
 import org.apache.beam.runners.flink.FlinkPipelineOptions;
 import org.apache.beam.sdk.Pipeline;
 import org.apache.beam.sdk.PipelineResult;
+import org.apache.beam.sdk.transforms.MapElements;
+import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.values.TypeDescriptor;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
@@ -36,7 +45,7 @@ import org.junit.rules.TemporaryFolder;
  * Scenario 3, effectively once end to end on Flink: read stream A, transform, write stream B with
  * message ids. The job is cancelled mid-run and a new one restored from its last retained
  * checkpoint; B ends with every message exactly once, the restored job stores the rest, and what
- * it repeats is dropped by message id.
+ * it repeats is dropped by message id. The same holds for a Key/Value bucket's history read.
  */
 public class FlinkCheckpointRestoreTest {
   @ClassRule public static final NatsTestServer SERVER = NatsTestServer.jetStream();
@@ -50,40 +59,91 @@ public class FlinkCheckpointRestoreTest {
       createStream(connection, "source", "source.>");
       createStream(connection, "sink", "sink.>");
       publish(connection, "source.x", COUNT);
+    }
+    assertRestoredJobCopiesEachOnce("sink", COUNT, (restoreFrom, resultsId) ->
+        EndToEndScenarios.copyJob(Pipeline.create(restorableOptions(restoreFrom)), SERVER, "source", "sink", resultsId));
+  }
+
+  /**
+   * The same for a Key/Value bucket read with every revision ({@code withHistory()}): the restored
+   * job resumes at the checkpoint's next revision, and the sink holds each revision exactly once.
+   */
+  @Test
+  public void keyValueHistoryJobRestoredFromItsLastCheckpointCopiesEachRevisionExactlyOnce() throws Exception {
+    int keys = 500;
+    int revisionsPerKey = 20;
+    try (Connection connection = SERVER.connect()) {
+      connection.keyValueManagement().create(KeyValueConfiguration.builder()
+          .name("restored").maxHistoryPerKey(revisionsPerKey).storageType(StorageType.Memory).build());
+      KeyValue kv = connection.keyValue("restored");
+      for (int revision = 0; revision < revisionsPerKey; revision++) {
+        for (int key = 0; key < keys; key++) {
+          kv.put("k." + key, ("v" + revision).getBytes(StandardCharsets.UTF_8));
+        }
+      }
+      createStream(connection, "kvsink", "kvsink.>");
+    }
+    assertRestoredJobCopiesEachOnce("kvsink", keys * revisionsPerKey, (restoreFrom, resultsId) -> {
+      Pipeline pipeline = Pipeline.create(restorableOptions(restoreFrom));
+      pipeline
+          .apply("Read bucket", NatsIO.readKeyValue().withServers(SERVER.url()).withBucket("restored").withHistory())
+          .apply("As messages", MapElements.into(TypeDescriptor.of(NatsMessage.class)).via(entry -> NatsMessage.of(
+              "restored." + entry.getKey(), entry.getValue(), Map.of(), "KV_restored", entry.getRevision(), entry.getCreated())))
+          .apply("Transform", ParDo.of(new EndToEndScenarios.SlowCopy("kvsink.copy")))
+          .apply("Write", NatsIO.write().withServers(SERVER.url()).withJetStream()
+              .withMessageIdFn(m -> "revision:" + m.getHeaders().get("source-seq").get(0)))
+          .getPublishResults()
+          .apply("Collect results", CollectingSink.into(resultsId));
+      return pipeline;
+    });
+  }
+
+  /** Builds a copy job, restored from a checkpoint when {@code restoreFrom} is not null. */
+  private interface CopyJob {
+    Pipeline create(String restoreFrom, String resultsId) throws java.io.IOException;
+  }
+
+  /**
+   * Runs {@code job} until {@code sink} holds a tenth of {@code count} and a checkpoint is retained,
+   * cancels it, restores a second run from that checkpoint, and checks that {@code sink} ends with
+   * each of source positions 1..count once and that the second run resumed rather than restarted.
+   */
+  private void assertRestoredJobCopiesEachOnce(String sink, int count, CopyJob job) throws Exception {
+    try (Connection connection = SERVER.connect()) {
       JetStreamManagement jsm = connection.jetStreamManagement();
 
       String firstRun = "restore-first-" + UUID.randomUUID();
-      PipelineResult first = copyJob(null, firstRun).run();
+      PipelineResult first = job.create(null, firstRun).run();
       try {
         // Cancelled as soon as a checkpoint is retained after some copies were stored. Copies stored
         // after that checkpoint are repeated by the restored job, and their ids drop them.
-        EndToEndScenarios.awaitCount(jsm, "sink", 2_000);
+        EndToEndScenarios.awaitCount(jsm, sink, count / 10);
         awaitCheckpoint();
       } finally {
         first.cancel();
       }
       Path checkpoint = awaitCheckpointRetainedAfterCancel();
-      long storedBeforeRestore = jsm.getStreamInfo("sink").getStreamState().getMsgCount();
-      assertThat("the first job was stopped mid-run", storedBeforeRestore, lessThan((long) COUNT));
+      long storedBeforeRestore = jsm.getStreamInfo(sink).getStreamState().getMsgCount();
+      assertThat("the first job was stopped mid-run", storedBeforeRestore, lessThan((long) count));
 
       String secondRun = "restore-second-" + UUID.randomUUID();
-      PipelineResult second = copyJob(checkpoint.toString(), secondRun).run();
+      PipelineResult second = job.create(checkpoint.toString(), secondRun).run();
       try {
-        EndToEndScenarios.awaitCount(jsm, "sink", COUNT);
+        EndToEndScenarios.awaitCount(jsm, sink, count);
         Thread.sleep(2_000); // Time for any extra, non-deduplicated message to land.
       } finally {
         second.cancel();
       }
 
-      assertThat(jsm.getStreamInfo("sink").getStreamState().getMsgCount(), equalTo((long) COUNT));
-      assertThat(sourceSequencesIn(jsm, "sink"), equalTo(LongStream.rangeClosed(1, COUNT).boxed().collect(Collectors.toCollection(TreeSet::new))));
+      assertThat(jsm.getStreamInfo(sink).getStreamState().getMsgCount(), equalTo((long) count));
+      assertThat(sourceSequencesIn(jsm, sink), equalTo(LongStream.rangeClosed(1, count).boxed().collect(Collectors.toCollection(TreeSet::new))));
       // What the restored job published: the messages the first job had not stored, and repeats of
       // those it read after its last retained checkpoint, which the stream dropped by message id.
       // The read resumed at the checkpoint's position: it did not start again from the stream's start.
       List<NatsPublishResult> republished = CollectingSink.collected(secondRun);
       long repeats = republished.stream().filter(NatsPublishResult::isDuplicate).count();
       assertThat("the restored job stored the rest", republished.size() - repeats, greaterThan(0L));
-      assertThat("the restored read resumed from the checkpoint, not from the start", (long) republished.size(), lessThan((long) COUNT));
+      assertThat("the restored read resumed from the checkpoint, not from the start", (long) republished.size(), lessThan((long) count));
     }
   }
 
@@ -105,7 +165,7 @@ public class FlinkCheckpointRestoreTest {
       NatsIO.Read read = NatsIO.read().withServers(SERVER.url()).withStream("psource").withPartitions("psource.{{partition}}.>", 4);
 
       String firstRun = "prestore-first-" + UUID.randomUUID();
-      PipelineResult first = copyJob(null, read, "psink", firstRun).run();
+      PipelineResult first = EndToEndScenarios.copyJob(Pipeline.create(restorableOptions(null)), SERVER, read, "psink", firstRun).run();
       try {
         EndToEndScenarios.awaitCount(jsm, "psink", 2_000);
         awaitCheckpoint();
@@ -116,7 +176,7 @@ public class FlinkCheckpointRestoreTest {
       long[] storedByFirst = perPartition(CollectingSink.<NatsPublishResult>collected(firstRun), r -> !r.isDuplicate());
 
       String secondRun = "prestore-second-" + UUID.randomUUID();
-      PipelineResult second = copyJob(checkpoint.toString(), read, "psink", secondRun).run();
+      PipelineResult second = EndToEndScenarios.copyJob(Pipeline.create(restorableOptions(checkpoint.toString())), SERVER, read, "psink", secondRun).run();
       try {
         EndToEndScenarios.awaitCount(jsm, "psink", COUNT);
         Thread.sleep(2_000); // Time for any extra, non-deduplicated message to land.
@@ -147,11 +207,7 @@ public class FlinkCheckpointRestoreTest {
     return counts;
   }
 
-  private Pipeline copyJob(String restoreFrom, String resultsId) throws java.io.IOException {
-    return copyJob(restoreFrom, NatsIO.read().withServers(SERVER.url()).withStream("source"), "sink", resultsId);
-  }
-
-  private Pipeline copyJob(String restoreFrom, NatsIO.Read read, String sink, String resultsId) throws java.io.IOException {
+  private FlinkPipelineOptions restorableOptions(String restoreFrom) throws java.io.IOException {
     FlinkPipelineOptions options = FlinkPipelines.options(2);
     options.setStreaming(true);
     options.setAttachedMode(false);
@@ -165,7 +221,7 @@ public class FlinkCheckpointRestoreTest {
       // the restore path from the Flink configuration it loads.
       options.setFlinkConfDir(flinkConfRestoringFrom(restoreFrom));
     }
-    return EndToEndScenarios.copyJob(Pipeline.create(options), SERVER, read, sink, resultsId);
+    return options;
   }
 
   /** A Flink configuration directory whose flink-conf.yaml restores jobs from {@code checkpoint}. */

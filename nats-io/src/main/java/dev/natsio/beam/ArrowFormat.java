@@ -43,7 +43,7 @@ import org.joda.time.ReadableInstant;
  * a row. Kept out of {@link NatsFormat} so that Arrow classes load only when this format is used:
  * the Arrow extension is an optional dependency.
  *
- * <h3>Reading</h3>
+ * <h2>Reading</h2>
  *
  * <p>Beam's {@link ArrowConversion} translates the stream's schema and turns each batch into rows.
  * Its rows read lazily from the batch's vectors, which the next batch overwrites, so each row is
@@ -55,7 +55,7 @@ import org.joda.time.ReadableInstant;
  * garbage could ask for gigabytes: {@link #checkFraming} first walks the stream's message prefixes
  * and refuses any message that would run past the payload.
  *
- * <h3>Writing</h3>
+ * <h2>Writing</h2>
  *
  * <p>Beam has no Row-to-Arrow conversion, so this class writes one: flat schemas of the types
  * {@link ArrowConversion} reads back as plain values, one record batch per payload, then the

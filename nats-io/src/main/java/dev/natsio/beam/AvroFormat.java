@@ -53,7 +53,7 @@ final class AvroFormat extends NatsFormat {
   static NatsFormat of(org.apache.avro.Schema avroSchema) {
     if (avroSchema.getType() != org.apache.avro.Schema.Type.RECORD) {
       throw new IllegalArgumentException(
-          "NatsFormat.avro needs a RECORD schema, whose fields become the row's; got a " + avroSchema.getType() + ".");
+          "NatsAvroFormat.of needs a RECORD schema, whose fields become the row's; got a " + avroSchema.getType() + ".");
     }
     return new AvroFormat(avroSchema.toString(), AvroUtils.toBeamSchema(avroSchema));
   }

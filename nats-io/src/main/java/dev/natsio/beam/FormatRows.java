@@ -47,6 +47,8 @@ public abstract class FormatRows extends PTransform<PCollection<Row>, PCollectio
 
   abstract @Nullable Integer getBatchSize();
 
+  abstract @Nullable String getMessageIdField();
+
   abstract Builder toBuilder();
 
   static FormatRows of(NatsFormat format, String subject) {
@@ -71,6 +73,28 @@ public abstract class FormatRows extends PTransform<PCollection<Row>, PCollectio
               + " only Arrow and newline-delimited formats hold several.");
     }
     return toBuilder().setBatchSize(batchSize).build();
+  }
+
+  /**
+   * Sets each message's {@code Nats-Msg-Id} header to the value of the row's field {@code field}
+   * (as text; a null value sets none), so a JetStream write without its own {@link
+   * NatsIO.Write#withMessageIdFn} stores each row once even when a bundle or a whole pipeline is
+   * re-run within the stream's duplicate window. The field stays in the payload. Only for formats
+   * that write one row per message: an id cannot stand for a batch.
+   */
+  public FormatRows withMessageIdField(String field) {
+    if (field == null || !getFormat().getSchema().hasField(field)) {
+      throw new IllegalArgumentException(
+          "NatsIO.formatRows withMessageIdField(" + (field == null ? "null" : "\"" + field + "\"") + "): the format's schema has"
+              + " no such field; pick one of " + getFormat().getSchema().getFieldNames() + ".");
+    }
+    if (batches(getFormat())) {
+      throw new IllegalArgumentException(
+          "NatsIO.formatRows withMessageIdField: a " + getFormat().name() + (getFormat().isNewlineDelimited() ? " newline-delimited" : "")
+              + " payload holds several rows, and one message id cannot stand for them; use a format that writes one row per"
+              + " message.");
+    }
+    return toBuilder().setMessageIdField(field).build();
   }
 
   int effectiveBatchSize() {
@@ -99,7 +123,7 @@ public abstract class FormatRows extends PTransform<PCollection<Row>, PCollectio
     }
     return input
         .apply("Format " + getFormat().name(), ParDo.of(new FormatRowsDoFn(getFormat(), getSubject(), effectiveBatchSize(),
-            actual.equals(expected))))
+            actual.equals(expected), getMessageIdField())))
         .setCoder(NatsMessageCoder.of());
   }
 
@@ -110,6 +134,7 @@ public abstract class FormatRows extends PTransform<PCollection<Row>, PCollectio
     builder.add(DisplayData.item("newlineDelimited", getFormat().isNewlineDelimited()));
     builder.add(DisplayData.item("subject", getSubject()).withLabel("NATS subject"));
     builder.add(DisplayData.item("batchSize", effectiveBatchSize()));
+    builder.addIfNotNull(DisplayData.item("messageIdField", getMessageIdField()));
   }
 
   @AutoValue.Builder
@@ -119,6 +144,8 @@ public abstract class FormatRows extends PTransform<PCollection<Row>, PCollectio
     abstract Builder setSubject(String subject);
 
     abstract Builder setBatchSize(@Nullable Integer batchSize);
+
+    abstract Builder setMessageIdField(@Nullable String messageIdField);
 
     abstract FormatRows build();
   }

@@ -28,6 +28,8 @@ final class FormatRowsDoFn extends DoFn<Row, NatsMessage> {
   private final int batchSize;
   /** False when the rows' fields are in another order than the format's, so each row is reordered. */
   private final boolean sameFieldOrder;
+  /** The field whose value becomes each message's {@code Nats-Msg-Id}, or null; only with one row per message. */
+  private final @Nullable String messageIdField;
 
   private transient @Nullable PayloadParser parser;
   private transient @Nullable Map<BoundedWindow, Buffer> buffers;
@@ -38,11 +40,12 @@ final class FormatRowsDoFn extends DoFn<Row, NatsMessage> {
     Instant earliest = BoundedWindow.TIMESTAMP_MAX_VALUE;
   }
 
-  FormatRowsDoFn(NatsFormat format, String subject, int batchSize, boolean sameFieldOrder) {
+  FormatRowsDoFn(NatsFormat format, String subject, int batchSize, boolean sameFieldOrder, @Nullable String messageIdField) {
     this.format = format;
     this.subject = subject;
     this.batchSize = batchSize;
     this.sameFieldOrder = sameFieldOrder;
+    this.messageIdField = messageIdField;
   }
 
   @Setup
@@ -91,7 +94,11 @@ final class FormatRowsDoFn extends DoFn<Row, NatsMessage> {
 
   private NatsMessage message(List<Row> rows) {
     try {
-      return NatsMessage.create(subject, parser.format(rows));
+      byte[] payload = parser.format(rows);
+      Object id = messageIdField == null ? null : rows.get(0).getValue(messageIdField);
+      return id == null
+          ? NatsMessage.create(subject, payload)
+          : NatsMessage.create(subject, payload, Map.of(OutgoingMessages.MESSAGE_ID_HEADER, List.of(String.valueOf(id))));
     } catch (Exception e) {
       throw new NatsIOException(
           "NatsIO.formatRows could not write " + (rows.size() == 1 ? "a row" : rows.size() + " rows") + " as "

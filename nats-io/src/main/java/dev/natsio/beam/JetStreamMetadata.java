@@ -78,6 +78,16 @@ final class JetStreamMetadata {
               + "at-least-once with acknowledgements, use withConsumer(...).",
           stream);
     }
+    List<String> subjects = info.getConfiguration().getSubjects();
+    for (String filter : descriptor.getFilterSubjects()) {
+      // A stream without subjects (a mirror, or one fed by sources) takes any filter the server allows.
+      if (!subjects.isEmpty() && subjects.stream().noneMatch(subject -> NatsNames.isSubsetOf(filter, subject))) {
+        throw new NatsIOException(
+            "Filter subject '" + filter + "' is outside stream '" + stream + "', whose subjects are " + subjects
+                + ". Give withFilterSubjects(...) subjects within those (e.g. '" + subjects.get(0) + "' or a narrower one), "
+                + "or read the stream that stores '" + filter + "'.");
+      }
+    }
     if (descriptor.getFilterSubjects().size() > 1 && !connection.getServerInfo().isSameOrNewerThanVersion("2.10.0")) {
       throw new NatsIOException(
           "Reading stream '" + stream + "' with several filter subjects " + descriptor.getFilterSubjects()
@@ -85,6 +95,33 @@ final class JetStreamMetadata {
               + ". Use one wildcard filter, or one NatsSourceDescriptor per subject with readSourceDescriptors().");
     }
     return info;
+  }
+
+  /**
+   * Logs a read's resolved range at INFO, and warns when a bounded range holds no message that
+   * matches the read's filters: such a read finishes at once with no output, which otherwise looks
+   * like success. The warning lists the stream's subjects, the likeliest fix.
+   */
+  void logResolvedRange(NatsSourceDescriptor descriptor, StreamInfo info, long from, long to, long splits) {
+    String stream = descriptor.getStream();
+    String filters = descriptor.getFilterSubjects().isEmpty() ? "all subjects" : "filter " + descriptor.getFilterSubjects();
+    if (to == Long.MAX_VALUE) {
+      LOG.info("Reading stream '{}' ({}) from sequence {}, unbounded", stream, filters, from);
+      return;
+    }
+    LOG.info("Reading stream '{}' ({}): sequences [{}, {}) in {} split(s)", stream, filters, from, to, splits);
+    MessageInfo next;
+    try {
+      next = nextMessage(stream, from, descriptor.getFilterSubjects());
+    } catch (IOException | RuntimeException e) {
+      return; // Only a warning: the read itself reports a server that does not answer.
+    }
+    if (next == null || next.getSeq() >= to) {
+      LOG.warn("The bounded read of stream '{}' ({}) finds no message in sequences [{}, {}): it will output nothing. "
+              + "The stream's subjects are {}; it holds {} message(s) in sequences [{}, {}].",
+          stream, filters, from, to, info.getConfiguration().getSubjects(), info.getStreamState().getMsgCount(),
+          info.getStreamState().getFirstSequence(), info.getStreamState().getLastSequence());
+    }
   }
 
   /**
@@ -109,10 +146,12 @@ final class JetStreamMetadata {
       return jsm.getStreamInfo(stream);
     } catch (JetStreamApiException e) {
       if (e.getApiErrorCode() == STREAM_NOT_FOUND) {
-        throw JetStreamReadCore.permanent(
-            "JetStream stream '" + stream + "' does not exist on " + servers
-                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).",
-            e);
+        String bucket = KeyValueBuckets.bucketOf(stream);
+        String problem = bucket != null
+            ? KeyValueBuckets.missingBucket(bucket, servers)
+            : "JetStream stream '" + stream + "' does not exist on " + servers
+                + ". Create it first (for example 'nats stream add " + stream + "'), or correct the name given to withStream(...).";
+        throw JetStreamReadCore.permanent(problem, e);
       }
       throw new NatsIOException("Could not read JetStream stream '" + stream + "' on " + servers + ": " + e.getMessage(), e);
     } catch (IOException e) {

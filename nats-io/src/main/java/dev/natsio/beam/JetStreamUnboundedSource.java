@@ -12,7 +12,7 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * The live tail of {@link NatsIO#read()} (a stream read with no stop and no limits) as a Beam
  * {@link UnboundedSource}, for runners that run such sources natively.
  *
- * <h3>Why a second way to read</h3>
+ * <h2>Why a second way to read</h2>
  *
  * <p>Beam's classic FlinkRunner turns an {@code UnboundedSource} into a Flink source, but runs a
  * splittable DoFn as a keyed operator fed by an Impulse. Measured on Beam 2.70 / Flink 1.19, that
@@ -24,7 +24,7 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * this form; the two forms are different job graphs, so a savepoint of one does not restore the
  * other (see {@code docs/runners.md}).
  *
- * <h3>Splitting</h3>
+ * <h2>Splitting</h2>
  *
  * <p>One split per partition ({@link StreamPartitions}: each filter subject), whatever the runner
  * asks for: an ordered consumer delivers a partition's sequences in order to one reader, which is
@@ -40,14 +40,14 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * at once when it has nothing buffered, instead of waiting a poll for a message: a quiet partition
  * waiting 20 ms per turn held a busy one on the same subtask to 50 messages a second.
  *
- * <h3>In checkpoints</h3>
+ * <h2>In checkpoints</h2>
  *
  * <p>Beam's Flink wrapper Java-serializes each split, this source included, into Flink's
  * checkpoints and savepoints, and a restored job reads with the restored copy: the connection
  * settings (credentials given inline among them) are those of the job that took the checkpoint.
  * Classes it holds keep fixed serial version UIDs so savepoints survive upgrades.
  *
- * <h3>Position and watermark</h3>
+ * <h2>Position and watermark</h2>
  *
  * <p>See {@link JetStreamUnboundedReader}: the same start, timestamps, watermark and errors as the
  * splittable DoFn (both run {@link JetStreamReadCore}), with the position in a {@link

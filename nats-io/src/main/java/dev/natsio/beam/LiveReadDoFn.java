@@ -15,7 +15,7 @@ import org.joda.time.Instant;
  * What the two reads without stream positions share: the Core subject read ({@link
  * ReadFromCoreSubjectDoFn}) and the durable-consumer read ({@link ReadFromDurableConsumerDoFn}).
  *
- * <h3>Restriction</h3>
+ * <h2>Restriction</h2>
  *
  * <p>Neither has a position the runner could hold: the subscription, or the server-side consumer,
  * is the position. Their restriction counts the messages output, {@code [0, ∞)}, and carries the
@@ -23,7 +23,7 @@ import org.joda.time.Instant;
  * so a budget survives checkpoints. The tracker lets the runner checkpoint but never split the
  * budget.
  *
- * <h3>Watermark</h3>
+ * <h2>Watermark</h2>
  *
  * <p>Processing time: messages are stamped when they are taken, and the watermark is wall time.
  */

@@ -2,8 +2,12 @@ package dev.natsio.beam;
 
 import io.nats.client.AuthenticationException;
 import io.nats.client.Connection;
+import io.nats.client.Consumer;
+import io.nats.client.ErrorListener;
+import io.nats.client.JetStreamSubscription;
+import io.nats.client.Message;
 import io.nats.client.Nats;
-import io.nats.client.impl.ErrorListenerLoggerImpl;
+import io.nats.client.support.Status;
 import java.io.IOException;
 import java.security.GeneralSecurityException;
 import java.util.ArrayList;
@@ -167,12 +171,19 @@ final class NatsConnections {
   /**
    * jnats reports why each attempt of a first connect failed only to its error listener (the
    * exception {@code Nats.connect} throws says just "Unable to connect"): this one keeps those
-   * reports until the connection is up, and logs everything as jnats's default listener does.
-   * Afterwards it keeps the subjects the server refused a publish to: a request to a denied
-   * subject (a JetStream API call the user lacks the permission for) only times out in jnats, and
-   * {@link JetStreamMetadata#refusal} looks here to tell that from an outage.
+   * reports until the connection is up. Afterwards it keeps the subjects the server refused a
+   * publish to: a request to a denied subject (a JetStream API call the user lacks the permission
+   * for) only times out in jnats, and {@link JetStreamMetadata#refusal} looks here to tell that
+   * from an outage.
+   *
+   * <p>It also replaces jnats's default listener, which logs through java.util.logging at SEVERE
+   * and so bypassed the pipeline's SLF4J set-up with alarming lines around NatsIO's own error.
+   * Here everything goes to SLF4J: problems during the first connect at DEBUG (NatsIO's exception
+   * then says what failed and what to do), problems of a live connection at WARN, routine pull
+   * statuses at DEBUG.
    */
-  static final class FirstConnectErrors extends ErrorListenerLoggerImpl {
+  static final class FirstConnectErrors implements ErrorListener {
+    private static final Logger JNATS = LoggerFactory.getLogger("dev.natsio.beam.jnats");
     private static final java.util.regex.Pattern DENIED_PUBLISH =
         java.util.regex.Pattern.compile("Permissions Violation for Publish to \"?([^\"\\s]+)\"?");
     final List<Throwable> exceptions = new CopyOnWriteArrayList<>();
@@ -182,14 +193,11 @@ final class NatsConnections {
 
     @Override
     public void errorOccurred(Connection connection, String error) {
-      if (!connected && errors.size() < 20) {
-        errors.add(error);
-      }
       java.util.regex.Matcher denied = DENIED_PUBLISH.matcher(error);
       if (denied.find() && deniedSubjects.size() < 1_000) {
         deniedSubjects.add(denied.group(1));
       }
-      super.errorOccurred(connection, error);
+      report(errors, error, supplyMessage("The NATS server reported an error", connection, null, null, "error", error));
     }
 
     /** A JetStream API subject about {@code stream} the server refused a publish to, or null. */
@@ -204,10 +212,55 @@ final class NatsConnections {
 
     @Override
     public void exceptionOccurred(Connection connection, Exception exception) {
-      if (!connected && exceptions.size() < 20) {
-        exceptions.add(exception);
+      report(exceptions, exception, supplyMessage("NATS connection problem", connection, null, null, "exception", exception));
+    }
+
+    /** Keeps a first-connect problem for NatsIO's exception, and logs it at the level for its phase. */
+    private <T> void report(List<T> kept, T problem, String message) {
+      if (!connected && kept.size() < 20) {
+        kept.add(problem);
       }
-      super.exceptionOccurred(connection, exception);
+      if (connected) {
+        JNATS.warn(message);
+      } else {
+        JNATS.debug(message);
+      }
+    }
+
+    @Override
+    public void slowConsumerDetected(Connection connection, Consumer consumer) {
+      JNATS.warn(supplyMessage("Slow consumer: messages are being dropped", connection, consumer, null));
+    }
+
+    @Override
+    public void messageDiscarded(Connection connection, Message message) {
+      JNATS.debug(supplyMessage("Message discarded", connection, null, null, "subject", message.getSubject()));
+    }
+
+    @Override
+    public void heartbeatAlarm(Connection connection, JetStreamSubscription sub, long lastStreamSequence, long lastConsumerSequence) {
+      JNATS.warn(supplyMessage("JetStream heartbeat missed", connection, null, sub,
+          "lastStreamSequence", lastStreamSequence, "lastConsumerSequence", lastConsumerSequence));
+    }
+
+    @Override
+    public void unhandledStatus(Connection connection, JetStreamSubscription sub, Status status) {
+      JNATS.warn(supplyMessage("Unhandled JetStream status", connection, null, sub, "status", status));
+    }
+
+    @Override
+    public void pullStatusWarning(Connection connection, JetStreamSubscription sub, Status status) {
+      JNATS.debug(supplyMessage("JetStream pull status", connection, null, sub, "status", status));
+    }
+
+    @Override
+    public void pullStatusError(Connection connection, JetStreamSubscription sub, Status status) {
+      JNATS.warn(supplyMessage("JetStream pull error", connection, null, sub, "status", status));
+    }
+
+    @Override
+    public void socketWriteTimeout(Connection connection) {
+      JNATS.warn(supplyMessage("NATS socket write timed out", connection, null, null));
     }
   }
 

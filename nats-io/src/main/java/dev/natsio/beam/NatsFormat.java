@@ -44,7 +44,7 @@ import org.joda.time.Instant;
  *   <tr><th>factory</th><th>one payload holds</th><th>built on</th></tr>
  *   <tr><td>{@link #json(Schema)}</td><td>one JSON object (or one per line, {@link #withNewlineDelimited()})</td>
  *       <td>Beam's {@link RowJson}</td></tr>
- *   <tr><td>{@link #avro(Schema)}, {@code avro(org.apache.avro.Schema)}</td><td>one Avro binary datum, without
+ *   <tr><td>{@link #avro(Schema)}, {@link NatsAvroFormat#of NatsAvroFormat.of(org.apache.avro.Schema)}</td><td>one Avro binary datum, without
  *       a schema header</td><td>{@code AvroUtils} of {@code beam-sdks-java-extensions-avro}</td></tr>
  *   <tr><td>{@link #arrow(Schema)}</td><td>an Arrow IPC stream: a schema and any number of record batches; one
  *       row per record</td><td>{@code ArrowConversion} of {@code beam-sdks-java-extensions-arrow}</td></tr>
@@ -55,7 +55,13 @@ import org.joda.time.Instant;
  *
  * <p>Formats are immutable and serializable. The Avro and Arrow formats need Beam's Avro or Arrow
  * extension on the class path (NatsIO declares them optional, so a JSON pipeline does not pull
- * them in); docs/formats.md lists the artifacts.
+ * them in); <a href="doc-files/formats.md">docs/formats.md</a> lists the artifacts.
+ *
+ * <p>No method of this class names an Avro or Arrow type, not even privately: runners serialize
+ * formats with Java serialization, which resolves every declared method's parameter types, so a
+ * single {@code avro(org.apache.avro.Schema)} overload here made JSON pipelines fail with {@code
+ * NoClassDefFoundError: org/apache/avro/Schema} when Avro was absent. Factories that take Avro or
+ * Arrow types live in their own classes ({@link NatsAvroFormat}).
  */
 public abstract class NatsFormat implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -63,6 +69,7 @@ public abstract class NatsFormat implements Serializable {
   /** The field {@link #string()} and {@link #bytes()} put the payload in. */
   public static final String PAYLOAD_FIELD = "payload";
 
+  /** True when a payload holds one record per line. */
   private final boolean newlineDelimited;
 
   NatsFormat(boolean newlineDelimited) {
@@ -85,22 +92,13 @@ public abstract class NatsFormat implements Serializable {
   /**
    * Avro binary datums of the record schema Beam derives from {@code schema} ({@code
    * AvroUtils.toAvroSchema}). Writer and reader must use the same schema: the binary encoding
-   * carries none.
+   * carries none. To start from an Avro schema instead, use {@link NatsAvroFormat#of}.
    */
   public static NatsFormat avro(Schema schema) {
     requireNonNull(schema, "schema");
     requireOnClassPath("org.apache.beam.sdk.extensions.avro.schemas.utils.AvroUtils", "avro",
         "org.apache.beam:beam-sdks-java-extensions-avro");
     return AvroFormat.of(schema);
-  }
-
-  /**
-   * Avro binary datums of the record schema {@code avroSchema}; rows get the Beam schema {@code
-   * AvroUtils.toBeamSchema(avroSchema)}.
-   */
-  public static NatsFormat avro(org.apache.avro.Schema avroSchema) {
-    requireNonNull(avroSchema, "avroSchema");
-    return AvroFormat.of(avroSchema);
   }
 
   /**

@@ -19,27 +19,35 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import org.apache.beam.sdk.Pipeline;
+import org.apache.beam.sdk.coders.KvCoder;
+import org.apache.beam.sdk.coders.StringUtf8Coder;
+import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.FlatMapElements;
 import javax.net.ssl.SSLContext;
 import org.apache.beam.sdk.transforms.Impulse;
+import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.transforms.Reshuffle;
 import org.apache.beam.sdk.transforms.SerializableFunction;
+import org.apache.beam.sdk.transforms.View;
 import org.apache.beam.sdk.transforms.display.DisplayData;
 import org.apache.beam.sdk.transforms.errorhandling.BadRecord;
 import org.apache.beam.sdk.transforms.errorhandling.BadRecordRouter;
 import org.apache.beam.sdk.transforms.errorhandling.ErrorHandler;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.KV;
 import org.apache.beam.sdk.values.PCollectionTuple;
+import org.apache.beam.sdk.values.PCollectionView;
 import org.apache.beam.sdk.values.PInput;
 import org.apache.beam.sdk.values.POutput;
 import org.apache.beam.sdk.values.PValue;
 import org.apache.beam.sdk.values.TupleTag;
 import org.apache.beam.sdk.values.TupleTagList;
 import org.apache.beam.sdk.values.TypeDescriptor;
+import org.apache.beam.sdk.values.TypeDescriptors;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
@@ -118,7 +126,7 @@ import org.joda.time.Instant;
  * durable pull consumer instead and acknowledges each message once the runner has committed the
  * bundle that output it (bundle finalization): at-least-once, with redeliveries marked by {@link
  * NatsMessage#getDeliveredCount()}. It needs a runner that finalizes bundles (Flink: streaming with
- * checkpointing); see {@code docs/delivery-modes.md}.
+ * checkpointing); see <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
  *
  * <h2>Reading a Core NATS subject</h2>
  *
@@ -281,6 +289,7 @@ public final class NatsIO {
     /** Comma-separated server URLs, e.g. {@code nats://a:4222,nats://b:4222}. */
     public abstract String getServers();
 
+    /** The user name for user/password authentication, or null. The password is never exposed. */
     public abstract @Nullable String getUsername();
 
     abstract @Nullable String getPassword();
@@ -292,16 +301,20 @@ public final class NatsIO {
     /** Path of a NATS credentials file (user JWT and nkey seed), read on each worker. */
     public abstract @Nullable String getCredentialsFile();
 
+    /** Path of the trust store holding the CAs the server's certificate must chain to, or null. */
     public abstract @Nullable String getTrustStorePath();
 
     abstract @Nullable String getTrustStorePassword();
 
+    /** The trust store's type ({@code JKS}, {@code PKCS12}); null means the JVM default. */
     public abstract @Nullable String getTrustStoreType();
 
+    /** Path of the key store holding the client certificate for mutual TLS, or null. */
     public abstract @Nullable String getKeyStorePath();
 
     abstract @Nullable String getKeyStorePassword();
 
+    /** The key store's type ({@code JKS}, {@code PKCS12}); null means the JVM default. */
     public abstract @Nullable String getKeyStoreType();
 
     /** Path of a PEM file of CA certificates the server's certificate must chain to. */
@@ -316,16 +329,22 @@ public final class NatsIO {
     /** Whether TLS also checks that the server's certificate names the host connected to (default true). */
     public abstract boolean getTlsHostnameVerification();
 
+    /** The JetStream domain to address (a leaf node's or hub's), or null for the local one. */
     public abstract @Nullable String getJetStreamDomain();
 
+    /** The JetStream API prefix (for an account import), or null for {@code $JS.API}. */
     public abstract @Nullable String getJetStreamApiPrefix();
 
+    /** The name the server shows for this client's connections, or null. */
     public abstract @Nullable String getConnectionName();
 
+    /** How long the first connect may take (default 5 s). */
     public abstract Duration getConnectTimeout();
 
+    /** The pause between reconnect attempts (default 250 ms). */
     public abstract Duration getReconnectWait();
 
+    /** Reconnect attempts after a connection is lost; -1 (the default) retries forever. */
     public abstract int getMaxReconnects();
 
     abstract Builder toBuilder();
@@ -349,6 +368,7 @@ public final class NatsIO {
             "NatsIO needs at least one server URL, e.g. \"nats://localhost:4222\"; got \"" + NatsUrls.redact(servers) + "\"");
       }
       for (String url : urls) {
+        NatsUrls.checkScheme(url);
         if (url.toLowerCase(java.util.Locale.ROOT).startsWith("opentls://")) {
           throw new IllegalArgumentException(
               "NatsIO refuses " + url + ": opentls:// accepts any server certificate. Use tls:// and give the server's CA "
@@ -358,14 +378,17 @@ public final class NatsIO {
       return servers;
     }
 
+    /** This configuration with other servers: comma-separated URLs such as {@code nats://host:4222}. */
     public ConnectionConfiguration withServers(String servers) {
       return toBuilder().setServers(checkServers(servers)).build();
     }
 
+    /** Authenticates with a user name and password (kept out of display data and logs). */
     public ConnectionConfiguration withUsernamePassword(String username, String password) {
       return toBuilder().setUsername(requireNonNull(username, "username")).setPassword(requireNonNull(password, "password")).build();
     }
 
+    /** Authenticates with a token (kept out of display data and logs). */
     public ConnectionConfiguration withToken(String token) {
       return toBuilder().setToken(requireNonNull(token, "token")).build();
     }
@@ -463,6 +486,7 @@ public final class NatsIO {
       return toBuilder().setConnectTimeout(connectTimeout).build();
     }
 
+    /** The pause between reconnect attempts after a connection is lost (default 250 ms). */
     public ConnectionConfiguration withReconnectWait(Duration reconnectWait) {
       return toBuilder().setReconnectWait(reconnectWait).build();
     }
@@ -795,13 +819,14 @@ public final class NatsIO {
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public Read withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
 
-    /** The JetStream stream to read. */
+    /** The JetStream stream to read, by name (not a subject: filter subjects with {@link #withFilterSubjects}). */
     public Read withStream(String stream) {
-      return toBuilder().setStream(stream).build();
+      return toBuilder().setStream(NatsNames.checkStream(stream, "withStream")).build();
     }
 
     /**
@@ -914,7 +939,7 @@ public final class NatsIO {
      * read of a plain subscription, with processing-time timestamps. Messages published while no
      * subscription is open, or beyond the buffer between bundles ({@link
      * #withMaxBufferedMessages}), are lost; losses from a full buffer are counted in the {@code
-     * NatsIO/coreMessagesDropped} metric and logged. See {@code docs/delivery-modes.md}.
+     * NatsIO/coreMessagesDropped} metric and logged. See <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
      */
     public Read withSubject(String subject) {
       return toBuilder().setSubject(requireNonNull(subject, "subject")).build();
@@ -980,10 +1005,10 @@ public final class NatsIO {
      * the messages read between commits. The read uses as many pullers on the consumer as the job's
      * parallelism (one when it has a record or time limit). Elements carry processing-time
      * timestamps (the publish time stays in {@link NatsMessage#getTimestamp()}); start, stop and
-     * filter options belong to the consumer, not the read. See {@code docs/delivery-modes.md}.
+     * filter options belong to the consumer, not the read. See <a href="doc-files/delivery-modes.md">docs/delivery-modes.md</a>.
      */
     public Read withConsumer(String consumerName) {
-      return toBuilder().setConsumerName(requireNonNull(consumerName, "consumerName")).setConsumerConfigurationJson(null).build();
+      return toBuilder().setConsumerName(NatsNames.checkConsumer(consumerName, "withConsumer")).setConsumerConfigurationJson(null).build();
     }
 
     /**
@@ -1013,7 +1038,8 @@ public final class NatsIO {
             "withConsumerConfiguration(" + name + ") has ack policy " + configuration.getAckPolicy()
                 + "; NatsIO acknowledges each message after the runner commits it: use AckPolicy.Explicit.");
       }
-      return toBuilder().setConsumerName(name).setConsumerConfigurationJson(configuration.toJson()).build();
+      return toBuilder().setConsumerName(NatsNames.checkConsumer(name, "withConsumerConfiguration"))
+          .setConsumerConfigurationJson(configuration.toJson()).build();
     }
 
     /**
@@ -1409,12 +1435,14 @@ public final class NatsIO {
       return getTimestampPolicy() == TimestampPolicy.TIMESTAMP_FN ? timestamp.minus(getMaxDelay()) : timestamp;
     }
 
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
     public ReadSourceDescriptors withServers(String servers) {
       ConnectionConfiguration current = getConnectionConfiguration();
       return withConnectionConfiguration(
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public ReadSourceDescriptors withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
@@ -1589,6 +1617,7 @@ public final class NatsIO {
           current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
     }
 
+    /** Connects with {@code configuration}: servers, credentials, TLS, timeouts. */
     public Write withConnectionConfiguration(ConnectionConfiguration configuration) {
       return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
     }
@@ -1635,7 +1664,7 @@ public final class NatsIO {
      * only): the server checks it and the message goes to the bad-record handler.
      */
     public Write withExpectedStream(String stream) {
-      return toBuilder().setExpectedStream(requireNonNull(stream, "stream")).build();
+      return toBuilder().setExpectedStream(NatsNames.checkStream(stream, "withExpectedStream")).build();
     }
 
     /**
@@ -1795,6 +1824,337 @@ public final class NatsIO {
 
     @Override
     public void finishSpecifyingOutput(String transformName, PInput input, PTransform<?, ?> transform) {}
+  }
+
+  // ---- Key/Value buckets -----------------------------------------------------------------------
+
+  /**
+   * A read of a JetStream Key/Value bucket as a changelog: configure it with {@code withServers}
+   * and {@code withBucket}. See {@link ReadKeyValue}.
+   */
+  public static ReadKeyValue readKeyValue() {
+    return new AutoValue_NatsIO_ReadKeyValue.Builder()
+        .setKeys(List.of())
+        .setHistory(false)
+        .setStopAtCurrentRevision(false)
+        .build();
+  }
+
+  /**
+   * A write of {@code PCollection<KV<String, byte[]>>} to a JetStream Key/Value bucket: configure it
+   * with {@code withServers} and {@code withBucket}. See {@link WriteKeyValue}.
+   */
+  public static WriteKeyValue writeKeyValue() {
+    return new AutoValue_NatsIO_WriteKeyValue.Builder().setMaxInFlight(DEFAULT_MAX_IN_FLIGHT).build();
+  }
+
+  /**
+   * Reads a JetStream Key/Value bucket as a {@code PCollection<NatsKeyValue>}: by default the
+   * latest revision of every key, then every change; with {@link #withHistory()} every revision the
+   * bucket holds, then every change; with {@link #withStopAtCurrentRevision()} only up to the
+   * bucket's revision when the read starts (bounded).
+   *
+   * <pre>{@code
+   * PCollection<NatsKeyValue> config = pipeline.apply(
+   *     NatsIO.readKeyValue()
+   *         .withServers("nats://localhost:4222")
+   *         .withBucket("config")
+   *         .withKeys("app.>")                      // optional
+   *         .withStopAtCurrentRevision());          // optional: a bounded snapshot
+   * }</pre>
+   *
+   * <p>A bucket is the stream {@code KV_<bucket>}, and this read is {@link NatsIO#read()} of that
+   * stream followed by a mapping step: positions (revisions), splitting, checkpoints, restore,
+   * timestamps (each revision's creation time) and the watermark are exactly the stream read's,
+   * and a restored job resumes at the next revision. Deletes and purges are entries with operation
+   * {@code DELETE} or {@code PURGE} and an empty value. A bucket that does not exist fails the read
+   * with an error naming it.
+   *
+   * <p>Latest values with a bucket history above 1: a revision is dropped when the stream holds a
+   * newer revision of its key that the read will also deliver (below the snapshot's end when
+   * bounded), found with one server lookup per revision read; with history 1 no lookup is needed.
+   * So a bounded snapshot holds exactly each key's latest revision as of its end. See {@code
+   * docs/key-value.md}.
+   */
+  @AutoValue
+  public abstract static class ReadKeyValue extends PTransform<PBegin, PCollection<NatsKeyValue>> {
+    abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
+
+    abstract @Nullable String getBucket();
+
+    abstract List<String> getKeys();
+
+    abstract boolean isHistory();
+
+    abstract boolean isStopAtCurrentRevision();
+
+    abstract Builder toBuilder();
+
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
+    public ReadKeyValue withServers(String servers) {
+      ConnectionConfiguration current = getConnectionConfiguration();
+      return withConnectionConfiguration(
+          current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
+    }
+
+    /** How to reach NATS, with authentication and TLS. See {@link ConnectionConfiguration}. */
+    public ReadKeyValue withConnectionConfiguration(ConnectionConfiguration configuration) {
+      return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
+    }
+
+    /** The bucket to read. */
+    public ReadKeyValue withBucket(String bucket) {
+      return toBuilder().setBucket(requireNonNull(bucket, "bucket")).build();
+    }
+
+    /**
+     * Reads only keys matching this filter ({@code *} one token, {@code >} the rest, as in NATS
+     * subjects), e.g. {@code "app.>"}. Several filters are read as {@link
+     * Read#withFilterSubjects} reads several subjects.
+     */
+    public ReadKeyValue withKeys(String... keyFilters) {
+      return toBuilder().setKeys(List.copyOf(Arrays.asList(keyFilters))).build();
+    }
+
+    /** Reads every revision the bucket holds (up to its history per key), not only the latest of each key. */
+    public ReadKeyValue withHistory() {
+      return toBuilder().setHistory(true).build();
+    }
+
+    /**
+     * Stops at the bucket's latest revision as of when the read starts: the read is bounded. Without
+     * it the read continues with every later change.
+     */
+    public ReadKeyValue withStopAtCurrentRevision() {
+      return toBuilder().setStopAtCurrentRevision(true).build();
+    }
+
+    @Override
+    public PCollection<NatsKeyValue> expand(PBegin input) {
+      String transform = "NatsIO.readKeyValue()";
+      if (getConnectionConfiguration() == null) {
+        throw new IllegalArgumentException(
+            transform + " needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
+      }
+      KeyValueBuckets.validateBucket(transform, getBucket());
+      String bucket = getBucket();
+      String[] filters = new String[getKeys().size()];
+      for (int i = 0; i < filters.length; i++) {
+        KeyValueBuckets.validateKeyFilter(transform, getKeys().get(i));
+        filters[i] = KeyValueBuckets.subjectOf(bucket, getKeys().get(i));
+      }
+      Read read = read()
+          .withConnectionConfiguration(getConnectionConfiguration())
+          .withStream(KeyValueBuckets.streamOf(bucket))
+          .withFilterSubjects(filters);
+      if (isStopAtCurrentRevision() && !isHistory()) {
+        // A bounded snapshot: its end is fixed once, before the read, so the mapping step knows which
+        // newer revisions the read will deliver (see KeyValueEntriesDoFn).
+        PCollection<NatsSourceDescriptor> snapshot = input
+            .apply("Impulse", Impulse.create())
+            .apply("Find current revision of bucket " + bucket,
+                ParDo.of(new KeyValueEntriesDoFn.SnapshotPoint(getConnectionConfiguration(), read.toDescriptor())));
+        PCollectionView<NatsSourceDescriptor> end = snapshot.apply("Snapshot end", View.asSingleton());
+        return snapshot
+            .apply("Read bucket " + bucket, read.toReadSourceDescriptors().withBounded())
+            .apply("Latest revisions",
+                ParDo.of(new KeyValueEntriesDoFn(getConnectionConfiguration(), bucket, true, end)).withSideInputs(end))
+            .setCoder(NatsKeyValueCoder.of());
+      }
+      if (isStopAtCurrentRevision()) {
+        read = read.withStopAtEndOfStream();
+      }
+      return input
+          .apply("Read bucket " + bucket, read)
+          .apply(isHistory() ? "Revisions" : "Latest revisions",
+              ParDo.of(new KeyValueEntriesDoFn(getConnectionConfiguration(), bucket, !isHistory(), null)))
+          .setCoder(NatsKeyValueCoder.of());
+    }
+
+    @Override
+    public void populateDisplayData(DisplayData.Builder builder) {
+      super.populateDisplayData(builder);
+      if (getConnectionConfiguration() != null) {
+        getConnectionConfiguration().populateDisplayData(builder);
+      }
+      builder.addIfNotNull(DisplayData.item("bucket", getBucket()).withLabel("Key/Value bucket"));
+      if (!getKeys().isEmpty()) {
+        builder.add(DisplayData.item("keys", String.join(",", getKeys())));
+      }
+      builder.add(DisplayData.item("revisions", isHistory() ? "all" : "latest per key"));
+      builder.add(DisplayData.item("stopAtCurrentRevision", isStopAtCurrentRevision()));
+    }
+
+    @AutoValue.Builder
+    abstract static class Builder {
+      abstract Builder setConnectionConfiguration(ConnectionConfiguration configuration);
+
+      abstract Builder setBucket(String bucket);
+
+      abstract Builder setKeys(List<String> keys);
+
+      abstract Builder setHistory(boolean history);
+
+      abstract Builder setStopAtCurrentRevision(boolean stopAtCurrentRevision);
+
+      abstract ReadKeyValue build();
+    }
+  }
+
+  /**
+   * Writes {@code KV<key, value>} elements to a JetStream Key/Value bucket: a put per element, a
+   * null value deleting the key. Outputs {@code KV<key, revision>} for every put and delete the
+   * server stored.
+   *
+   * <pre>{@code
+   * PCollection<KV<String, Long>> revisions = updates                 // PCollection<KV<String, byte[]>>
+   *     .setCoder(KvCoder.of(StringUtf8Coder.of(), NullableCoder.of(ByteArrayCoder.of())))  // for null values
+   *     .apply(NatsIO.writeKeyValue()
+   *         .withServers("nats://localhost:4222")
+   *         .withBucket("config")
+   *         .withExpectedRevisionFn(kv -> expected.get(kv.getKey()))   // optional compare-and-set
+   *         .withBadRecordErrorHandler(errorHandler));                  // optional
+   * }</pre>
+   *
+   * <p>A put is a JetStream publish to {@code $KV.<bucket>.<key>}, a delete one with the header
+   * {@code KV-Operation: DEL}, exactly as jnats's own {@code KeyValue} sends them, through {@link
+   * NatsIO#write()}'s JetStream write: at most {@link #withMaxInFlight} unacknowledged per worker
+   * thread, every acknowledgement awaited before a bundle commits, unknown outcomes retried.
+   *
+   * <p>Keys NATS refuses (anything but A-Z, a-z, 0-9, {@code - _ / = .}, a leading or trailing dot,
+   * wildcards) are refused before they are published, with the key named. With {@link
+   * #withExpectedRevisionFn} each put is a compare-and-set; a put that finds another revision, like
+   * a refused key, goes to {@link #withBadRecordErrorHandler} or, without one, fails the bundle.
+   */
+  @AutoValue
+  public abstract static class WriteKeyValue extends PTransform<PCollection<KV<String, byte[]>>, PCollection<KV<String, Long>>> {
+    abstract @Nullable ConnectionConfiguration getConnectionConfiguration();
+
+    abstract @Nullable String getBucket();
+
+    abstract @Nullable SerializableFunction<KV<String, byte[]>, Long> getExpectedRevisionFn();
+
+    abstract int getMaxInFlight();
+
+    abstract @Nullable ErrorHandler<BadRecord, ?> getBadRecordErrorHandler();
+
+    abstract Builder toBuilder();
+
+    /** The servers to connect to: comma-separated URLs such as {@code nats://localhost:4222}. */
+    public WriteKeyValue withServers(String servers) {
+      ConnectionConfiguration current = getConnectionConfiguration();
+      return withConnectionConfiguration(
+          current == null ? ConnectionConfiguration.create(servers) : current.withServers(servers));
+    }
+
+    /** How to reach NATS, with authentication and TLS. See {@link ConnectionConfiguration}. */
+    public WriteKeyValue withConnectionConfiguration(ConnectionConfiguration configuration) {
+      return toBuilder().setConnectionConfiguration(requireNonNull(configuration, "configuration")).build();
+    }
+
+    /** The bucket to write to; it must exist (a put to a missing bucket is refused by the server). */
+    public WriteKeyValue withBucket(String bucket) {
+      return toBuilder().setBucket(requireNonNull(bucket, "bucket")).build();
+    }
+
+    /**
+     * Makes each put a compare-and-set: it is stored only if the key's latest revision is {@code
+     * expectedRevisionFn(element)}, 0 meaning the key has no revision at all (a deleted key has
+     * one: its delete), null meaning no check for that element. A put that finds another revision
+     * goes to {@link #withBadRecordErrorHandler}, or fails the bundle without one. A retried put
+     * (a lost acknowledgement, a bundle the runner runs again) is recognised by the server as a
+     * repeat within the bucket's duplicate window and not reported as a conflict.
+     */
+    public WriteKeyValue withExpectedRevisionFn(SerializableFunction<KV<String, byte[]>, Long> expectedRevisionFn) {
+      return toBuilder().setExpectedRevisionFn(requireNonNull(expectedRevisionFn, "expectedRevisionFn")).build();
+    }
+
+    /** At most this many puts per DoFn instance await their acknowledgement (default 4,096). See {@link Write#withMaxInFlight}. */
+    public WriteKeyValue withMaxInFlight(int maxInFlight) {
+      return toBuilder().setMaxInFlight(maxInFlight).build();
+    }
+
+    /**
+     * Sends refused elements (invalid keys, compare-and-set conflicts, a failing expected-revision
+     * function, anything the server refuses) to {@code errorHandler} as {@link BadRecord}s, with
+     * the key and the reason, instead of failing the pipeline.
+     */
+    public WriteKeyValue withBadRecordErrorHandler(ErrorHandler<BadRecord, ?> errorHandler) {
+      return toBuilder().setBadRecordErrorHandler(requireNonNull(errorHandler, "errorHandler")).build();
+    }
+
+    @Override
+    public PCollection<KV<String, Long>> expand(PCollection<KV<String, byte[]>> input) {
+      String transform = "NatsIO.writeKeyValue()";
+      if (getConnectionConfiguration() == null) {
+        throw new IllegalArgumentException(
+            transform + " needs servers: call withServers(\"nats://host:4222\") or withConnectionConfiguration(...).");
+      }
+      KeyValueBuckets.validateBucket(transform, getBucket());
+      String bucket = getBucket();
+      boolean routeBadRecords = getBadRecordErrorHandler() != null;
+      PCollectionTuple puts = input.apply("Puts to bucket " + bucket,
+          ParDo.of(new KeyValuePutsDoFn(bucket, getExpectedRevisionFn(), routeBadRecords))
+              .withOutputTags(KeyValuePutsDoFn.PUTS, TupleTagList.of(BadRecordRouter.BAD_RECORD_TAG)));
+      PCollection<BadRecord> refusedKeys =
+          puts.get(BadRecordRouter.BAD_RECORD_TAG).setCoder(BadRecord.getCoder(input.getPipeline()));
+      Write write = write()
+          .withConnectionConfiguration(getConnectionConfiguration())
+          .withJetStream()
+          .withExpectedStream(KeyValueBuckets.streamOf(bucket))
+          .withMaxInFlight(getMaxInFlight());
+      if (routeBadRecords) {
+        getBadRecordErrorHandler().addErrorCollection(refusedKeys);
+        write = write.withBadRecordErrorHandler(getBadRecordErrorHandler());
+      }
+      return puts.get(KeyValuePutsDoFn.PUTS).setCoder(NatsMessageCoder.of())
+          .apply("Write bucket " + bucket, write)
+          .getPublishResults()
+          .apply("Revisions", MapElements.into(TypeDescriptors.kvs(TypeDescriptors.strings(), TypeDescriptors.longs()))
+              .via(new RevisionOf(bucket)))
+          .setCoder(KvCoder.of(StringUtf8Coder.of(), VarLongCoder.of()));
+    }
+
+    @Override
+    public void populateDisplayData(DisplayData.Builder builder) {
+      super.populateDisplayData(builder);
+      if (getConnectionConfiguration() != null) {
+        getConnectionConfiguration().populateDisplayData(builder);
+      }
+      builder.addIfNotNull(DisplayData.item("bucket", getBucket()).withLabel("Key/Value bucket"));
+      builder.add(DisplayData.item("compareAndSet", getExpectedRevisionFn() != null));
+      builder.add(DisplayData.item("maxInFlight", getMaxInFlight()));
+      builder.add(DisplayData.item("badRecordErrorHandler", getBadRecordErrorHandler() != null));
+    }
+
+    @AutoValue.Builder
+    abstract static class Builder {
+      abstract Builder setConnectionConfiguration(ConnectionConfiguration configuration);
+
+      abstract Builder setBucket(String bucket);
+
+      abstract Builder setExpectedRevisionFn(@Nullable SerializableFunction<KV<String, byte[]>, Long> expectedRevisionFn);
+
+      abstract Builder setMaxInFlight(int maxInFlight);
+
+      abstract Builder setBadRecordErrorHandler(@Nullable ErrorHandler<BadRecord, ?> badRecordErrorHandler);
+
+      abstract WriteKeyValue build();
+    }
+  }
+
+  /** A stored put's key and revision. */
+  private static final class RevisionOf implements SerializableFunction<NatsPublishResult, KV<String, Long>> {
+    private final String bucket;
+
+    RevisionOf(String bucket) {
+      this.bucket = bucket;
+    }
+
+    @Override
+    public KV<String, Long> apply(NatsPublishResult result) {
+      return KV.of(KeyValueBuckets.keyOf(bucket, result.getSubject()), result.getSequence());
+    }
   }
 
   private static void validateLimits(@Nullable Long maxNumRecords, @Nullable Duration maxReadTime) {

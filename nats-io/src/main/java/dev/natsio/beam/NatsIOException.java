@@ -8,10 +8,12 @@ package dev.natsio.beam;
 public class NatsIOException extends RuntimeException {
   private static final long serialVersionUID = 1L;
 
+  /** An error whose message says what failed and what to do. */
   public NatsIOException(String message) {
     super(message);
   }
 
+  /** An error whose message says what failed and what to do, caused by {@code cause}. */
   public NatsIOException(String message, Throwable cause) {
     super(message, cause);
   }

@@ -27,7 +27,7 @@ import org.joda.time.Instant;
  * The default coder of {@link NatsMessage}: a compact, deterministic binary encoding that is also
  * a {@link SchemaCoder}, so the collection has a Beam schema.
  *
- * <h3>Encoding</h3>
+ * <h2>Encoding</h2>
  *
  * <p>A presence byte (bit 0: stream, bit 1: timestamp, bit 2: delivered count), the subject, the
  * payload, the sequence, the stream, timestamp millis and delivered count when present, then the
@@ -37,7 +37,7 @@ import org.joda.time.Instant;
  * exactly as before the field existed. Headers are held in key order, so equal messages encode
  * to equal bytes: the coder is deterministic and can be used in keys.
  *
- * <h3>Schema</h3>
+ * <h2>Schema</h2>
  *
  * <p>Extending {@link SchemaCoder} makes {@code PCollection.hasSchema()} true without a schema
  * provider, whose generic row coder would be several times slower than this one: the row form
@@ -65,6 +65,7 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     super(SCHEMA, TypeDescriptor.of(NatsMessage.class), new ToRow(), new FromRow());
   }
 
+  /** The coder; it has no state, so every call may return the same instance. */
   public static NatsMessageCoder of() {
     return INSTANCE;
   }

@@ -31,6 +31,7 @@ public abstract class NatsPublishResult {
   /** The {@code Nats-Msg-Id} the message was published with, or null for none. */
   public abstract @Nullable String getMessageId();
 
+  /** A result as the write reports it; for tests and for code that builds results itself. */
   public static NatsPublishResult create(
       String subject, String stream, long sequence, boolean duplicate, @Nullable String messageId) {
     return new AutoValue_NatsPublishResult(subject, stream, sequence, duplicate, messageId);

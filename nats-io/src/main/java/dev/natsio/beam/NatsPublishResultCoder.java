@@ -22,6 +22,7 @@ public final class NatsPublishResultCoder extends AtomicCoder<NatsPublishResult>
 
   private NatsPublishResultCoder() {}
 
+  /** The coder; it has no state, so every call may return the same instance. */
   public static NatsPublishResultCoder of() {
     return INSTANCE;
   }

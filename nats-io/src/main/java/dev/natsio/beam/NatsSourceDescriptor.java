@@ -25,39 +25,50 @@ import org.joda.time.Instant;
 public abstract class NatsSourceDescriptor implements Serializable {
   private static final long serialVersionUID = 1L;
 
+  /** The stream to read. */
   public abstract String getStream();
 
+  /** The subjects to read (wildcards allowed); empty for all of the stream's. */
   public abstract List<String> getFilterSubjects();
 
+  /** The first sequence to read, or null. */
   public abstract @Nullable Long getStartSequence();
 
+  /** Reads from the first message stored at or after this time, or null. */
   public abstract @Nullable Instant getStartTime();
 
+  /** The sequence to stop before (exclusive), or null. */
   public abstract @Nullable Long getStopSequence();
 
+  /** Stops before the first message stored at or after this time, or null. */
   public abstract @Nullable Instant getStopTime();
 
+  /** True when the read stops after the stream's last message as of its start. */
   public abstract boolean getStopAtEndOfStream();
 
   /** Reads {@code stream} from its first message, unbounded. */
   public static NatsSourceDescriptor of(String stream) {
-    return builder().setStream(stream).setFilterSubjects(List.of()).setStopAtEndOfStream(false).build();
+    return builder().setStream(NatsNames.checkStream(stream, "NatsSourceDescriptor.of")).setFilterSubjects(List.of()).setStopAtEndOfStream(false).build();
   }
 
+  /** A builder with nothing set; {@link #of(String)} is the shorter way. */
   public static Builder builder() {
     return new AutoValue_NatsSourceDescriptor.Builder();
   }
 
   abstract Builder toBuilder();
 
+  /** Reads only these subjects of the stream (wildcards allowed). */
   public NatsSourceDescriptor withFilterSubjects(String... filterSubjects) {
     return toBuilder().setFilterSubjects(List.copyOf(Arrays.asList(filterSubjects))).build();
   }
 
+  /** Starts at this sequence (or the first one after it that exists). */
   public NatsSourceDescriptor withStartSequence(long startSequence) {
     return toBuilder().setStartSequence(startSequence).build();
   }
 
+  /** Starts at the first message stored at or after this time. */
   public NatsSourceDescriptor withStartTime(Instant startTime) {
     return toBuilder().setStartTime(startTime).build();
   }
@@ -123,18 +134,25 @@ public abstract class NatsSourceDescriptor implements Serializable {
   /** Builds a descriptor; used by the schema, and by users who prefer setters. */
   @AutoValue.Builder
   public abstract static class Builder {
+    /** See {@link NatsSourceDescriptor#getStream()}. */
     public abstract Builder setStream(String stream);
 
+    /** See {@link NatsSourceDescriptor#getFilterSubjects()}. */
     public abstract Builder setFilterSubjects(List<String> filterSubjects);
 
+    /** See {@link NatsSourceDescriptor#getStartSequence()}. */
     public abstract Builder setStartSequence(@Nullable Long startSequence);
 
+    /** See {@link NatsSourceDescriptor#getStartTime()}. */
     public abstract Builder setStartTime(@Nullable Instant startTime);
 
+    /** See {@link NatsSourceDescriptor#getStopSequence()}. */
     public abstract Builder setStopSequence(@Nullable Long stopSequence);
 
+    /** See {@link NatsSourceDescriptor#getStopTime()}. */
     public abstract Builder setStopTime(@Nullable Instant stopTime);
 
+    /** See {@link NatsSourceDescriptor#getStopAtEndOfStream()}. */
     public abstract Builder setStopAtEndOfStream(boolean stopAtEndOfStream);
 
     abstract NatsSourceDescriptor autoBuild();

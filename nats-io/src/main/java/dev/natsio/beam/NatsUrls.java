@@ -41,6 +41,27 @@ final class NatsUrls {
     return null;
   }
 
+  /**
+   * Refuses a URL whose scheme jnats cannot connect with (jnats would say only "unsupported
+   * scheme" when the worker connects), naming the schemes that work. A URL without a scheme is
+   * {@code nats://}.
+   */
+  static void checkScheme(String url) {
+    int end = url.indexOf("://");
+    if (end < 0) {
+      return;
+    }
+    String scheme = url.substring(0, end).toLowerCase(java.util.Locale.ROOT);
+    if (!SCHEMES.contains(scheme)) {
+      throw new IllegalArgumentException(
+          "NatsIO cannot connect to " + url + ": the scheme " + scheme + ":// is not a NATS scheme. Use nats://host:4222 "
+              + "(plain or TLS as the server asks), tls://host:4222 (TLS required), or ws:// / wss:// for a server's "
+              + "websocket port. A NATS server's client port speaks neither HTTP nor HTTPS.");
+    }
+  }
+
+  private static final java.util.Set<String> SCHEMES = java.util.Set.of("nats", "tls", "opentls", "ws", "wss");
+
   static List<String> split(String servers) {
     List<String> parts = new ArrayList<>();
     for (String part : servers.split(",")) {

@@ -35,7 +35,7 @@ import org.joda.time.Duration;
  * NatsIO#read()}, after {@link NatsIO#readSourceDescriptors()} and on messages from anywhere else,
  * and the read keeps its {@code PCollection<NatsMessage>} output for pipelines that want both.
  *
- * <h3>Rows</h3>
+ * <h2>Rows</h2>
  *
  * <p>Each payload gives one row, or one per line of a newline-delimited format, or one per record
  * of an Arrow stream. Rows keep their message's timestamp and window unless {@link
@@ -44,7 +44,7 @@ import org.joda.time.Duration;
  * subject}, {@code stream} (null for Core messages), {@code sequence} (0 for Core), {@code
  * timestamp} (publish time for JetStream) and {@code headers}.
  *
- * <h3>Bad records</h3>
+ * <h2>Bad records</h2>
  *
  * <p>A record that does not parse, or whose event time is unusable, is a bad record. By default
  * the bundle fails with a {@link NatsIOException} naming the stream, sequence, subject, line and
@@ -56,7 +56,7 @@ import org.joda.time.Duration;
  * one) and whose description says the same as the failure would. Counters {@code rowsParsed} and
  * {@code badRecords} count every policy's rows and bad records.
  *
- * <h3>Event time</h3>
+ * <h2>Event time</h2>
  *
  * <p>{@link #withTimestampField} stamps each row with the time in one of its fields. The element
  * timestamps and the watermark come from the read, though, and a DoFn may not move an element

@@ -16,7 +16,7 @@ import org.joda.time.Instant;
  * The DoFn behind {@link ParsePayloads}: parses each message's payload with a {@link
  * PayloadParser} and applies the bad-record policy to each record that does not parse.
  *
- * <h3>Per record, not per message</h3>
+ * <h2>Per record, not per message</h2>
  *
  * <p>The unit of failure is the record: a whole payload, or one line of a newline-delimited one.
  * The good lines of a payload are output even when another line is bad, and the bad line is
@@ -24,14 +24,14 @@ import org.joda.time.Instant;
  * consumer sees exactly what failed. An Arrow stream is one record: a truncated stream gives no
  * rows at all, rather than the rows before the cut.
  *
- * <h3>Timestamps</h3>
+ * <h2>Timestamps</h2>
  *
  * <p>With a timestamp field each row is output at that field's time. Beam refuses outputs earlier
  * than the input element minus {@link #getAllowedTimestampSkew()}; rather than let that fail the
  * bundle with Beam's generic message, such a row is a bad record whose description says how to
  * read so that it does not happen.
  *
- * <h3>Metrics</h3>
+ * <h2>Metrics</h2>
  *
  * <p>Counters in the {@code NatsIO} namespace: {@code rowsParsed}, {@code badRecords} (any policy)
  * and {@code badRecordsDropped}.

@@ -13,7 +13,7 @@ import org.joda.time.Instant;
  * The splittable DoFn behind {@code NatsIO.read().withSubject(...)}: reads a Core NATS subject
  * through a plain or queue-group subscription, at most once.
  *
- * <h3>Why a splittable DoFn</h3>
+ * <h2>Why a splittable DoFn</h2>
  *
  * <p>An {@code UnboundedSource} would need a checkpoint mark, and a Core subscription has nothing
  * to put in one: no position, no replay. A splittable DoFn over the impulse lets the subscription
@@ -21,13 +21,13 @@ import org.joda.time.Instant;
  * JetStream read, and gives {@code withMaxNumRecords} / {@code withMaxReadTime} the same
  * mechanism as there ({@link LimitedOffsetRange}).
  *
- * <h3>Initial restriction</h3>
+ * <h2>Initial restriction</h2>
  *
  * <p>A {@link LimitedOffsetRange} over {@code [0, Long.MAX_VALUE)} of message counts: position
  * {@code n} is the read's {@code n}-th message. It carries the record budget and the deadline
  * ({@code now + maxReadTime}) when set; the read is then bounded.
  *
- * <h3>Splitting</h3>
+ * <h2>Splitting</h2>
  *
  * <p>Never split up front, and only at checkpoints afterwards (fraction 0): every piece would
  * read the same subscription, so parallel pieces would add nothing but duplicates. Parallelism
@@ -35,7 +35,7 @@ import org.joda.time.Instant;
  * {@link ReaderIndexes}), each with its own subscription in the group, which the runner spreads
  * over its workers like any other elements; several pipelines can also join one group.
  *
- * <h3>Checkpoint and resume</h3>
+ * <h2>Checkpoint and resume</h2>
  *
  * <p>The residual starts at the next count; nothing else needs saving, since the position is the
  * subscription itself. A bundle parks the subscription when it ends and the next bundle takes it
@@ -44,13 +44,13 @@ import org.joda.time.Instant;
  * the next bundle. After a worker failure, or when the restriction moves to another worker, what
  * was buffered on the old one is lost: this read is at-most-once.
  *
- * <h3>Losses</h3>
+ * <h2>Losses</h2>
  *
  * <p>Messages dropped because the buffer was full, and messages still buffered when the read
  * ends, are counted in the {@code NatsIO/coreMessagesDropped} metric and logged; never silently
  * dropped.
  *
- * <h3>Watermark and timestamps</h3>
+ * <h2>Watermark and timestamps</h2>
  *
  * <p>Processing time: each message is stamped with the time it is taken from the buffer (its
  * receive time, up to the buffering delay), and the watermark is wall time. The output's stream is

@@ -20,26 +20,26 @@ import org.slf4j.LoggerFactory;
  * durably committed the bundle that output it. At-least-once; works on work-queue and interest
  * streams, which the position-tracked read cannot drain.
  *
- * <h3>Pullers</h3>
+ * <h2>Pullers</h2>
  *
  * <p>The element is a puller's index: the read emits as many as the job's parallelism ({@link
  * #pullers}; one when the read has a record or time limit, which applies to the whole read), and
  * the runner spreads them over its workers like any other elements. Each pulls from the same
  * consumer, which hands each message to one of them, and acknowledges its own messages.
  *
- * <h3>Initial restriction</h3>
+ * <h2>Initial restriction</h2>
  *
  * <p>Binds to the consumer (creating or updating it from {@code withConsumerConfiguration}), and
  * refuses push consumers and any ack policy but explicit. The restriction is a {@link
  * LimitedOffsetRange} over {@code [0, Long.MAX_VALUE)} of message counts with the read's record and
  * time budget: the server, not the restriction, keeps the position (the consumer's ack floor).
  *
- * <h3>Splitting</h3>
+ * <h2>Splitting</h2>
  *
  * <p>Only at checkpoints (fraction 0). Pullers of one consumer share its messages, so a fractional
  * split would add a reader, not divide work that has a size.
  *
- * <h3>Acknowledgement and checkpoints</h3>
+ * <h2>Acknowledgement and checkpoints</h2>
  *
  * <p>The reply subjects of the messages a bundle outputs are kept (not the messages) in {@link
  * PendingAcks}, which keeps them alive on the server with in-progress acks until a {@link
@@ -56,7 +56,7 @@ import org.slf4j.LoggerFactory;
  * is built; Dataflow needs Runner v2. The consumer's max ack pending bounds the messages read
  * between commits.
  *
- * <h3>Watermark and timestamps</h3>
+ * <h2>Watermark and timestamps</h2>
  *
  * <p>Processing time: redeliveries arrive out of publish order, so publish-time timestamps would
  * fall behind the watermark. Each message's publish time stays in {@link NatsMessage#getTimestamp()}.

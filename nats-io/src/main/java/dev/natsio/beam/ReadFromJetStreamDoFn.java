@@ -2,6 +2,7 @@ package dev.natsio.beam;
 
 import io.nats.client.Message;
 import io.nats.client.api.MessageInfo;
+import io.nats.client.api.StreamInfo;
 import io.nats.client.api.StreamState;
 import java.io.IOException;
 import java.util.HashSet;
@@ -32,7 +33,7 @@ import org.slf4j.LoggerFactory;
  * reads the JetStream stream a {@link NatsSourceDescriptor} names, as an {@link OffsetRange} over
  * stream sequence numbers.
  *
- * <h3>Initial restriction</h3>
+ * <h2>Initial restriction</h2>
  *
  * <p>From: the descriptor's start sequence (raised to the stream's first), the first sequence
  * stored at or after its start time, or the stream's first sequence. To (exclusive): the stop
@@ -48,7 +49,7 @@ import org.slf4j.LoggerFactory;
  * budget is bounded even without a stop; it ends when the budget is spent, the deadline passes or
  * the range ends, whichever comes first.
  *
- * <h3>Splitting</h3>
+ * <h2>Splitting</h2>
  *
  * <p>Bounded ranges are split up front into pieces of {@code splitSize} sequences so a backfill
  * reads in parallel; the runner may split further at any claimed position ({@link
@@ -59,7 +60,7 @@ import org.slf4j.LoggerFactory;
  * record or time budget is not split up front and only at checkpoints afterwards (see {@link
  * LimitedOffsetRange.Tracker}): the budget holds per descriptor, exactly.
  *
- * <h3>Reading and gaps</h3>
+ * <h2>Reading and gaps</h2>
  *
  * <p>Each call takes a {@link JetStreamReader} parked at the restriction's start ({@link
  * JetStreamReader#PARKED}) or opens one, then claims each delivered sequence. The steps both read
@@ -70,7 +71,7 @@ import org.slf4j.LoggerFactory;
  * none lies below the end, it claims the end so the range is done. A refused request (a missing
  * permission, the stream deleted) fails the read; a server that does not answer is asked again.
  *
- * <h3>Checkpoint and resume</h3>
+ * <h2>Checkpoint and resume</h2>
  *
  * <p>The residual restriction starts at the last claimed sequence + 1; the reader is parked under
  * that sequence so the resumed call continues without a new consumer. After a restore from an
@@ -78,13 +79,13 @@ import org.slf4j.LoggerFactory;
  * every message after it is read again exactly once. A DoFn instance's teardown closes only the
  * readers it parked itself.
  *
- * <h3>Progress and size</h3>
+ * <h2>Progress and size</h2>
  *
  * <p>Size is the remaining sequences times the stream's average message size, from the statistics
  * the read loop keeps (before any, each sequence counts as one byte). Counters of
  * messages and bytes read and a backlog gauge per stream are reported, as is the source's lineage.
  *
- * <h3>Watermark</h3>
+ * <h2>Watermark</h2>
  *
  * <p>With publish-time timestamps (the default) the watermark is the latest publish time read,
  * through a manual estimator kept monotonic. When the read has caught up (the server holds nothing
@@ -149,7 +150,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           "readSourceDescriptors().withBounded() needs every descriptor to have a stop, but the one for stream '"
               + stream + "' has none: give it withStopSequence, withStopTime or withStopAtEndOfStream.");
     }
-    StreamState state = metadata().readableStream(descriptor).getStreamState();
+    StreamInfo info = metadata().readableStream(descriptor);
+    StreamState state = info.getStreamState();
     core(stream).recordStats(state);
     long from = metadata().startSequence(descriptor, state);
     long last = state.getLastSequence();
@@ -167,7 +169,12 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       to = Long.MAX_VALUE;
     }
     OffsetRange range = new OffsetRange(from, Math.max(from, to));
-    return LimitedOffsetRange.withLimits(range, spec.getMaxNumRecords(), spec.getMaxReadTime());
+    LimitedOffsetRange restriction = LimitedOffsetRange.withLimits(range, spec.getMaxNumRecords(), spec.getMaxReadTime());
+    long size = range.getTo() - range.getFrom();
+    long splits = restriction.isLimited() || range.getTo() == Long.MAX_VALUE || size <= spec.getSplitSize()
+        ? 1 : range.split(spec.getSplitSize(), 1).size();
+    metadata().logResolvedRange(descriptor, info, range.getFrom(), range.getTo(), splits);
+    return restriction;
   }
 
   @SplitRestriction

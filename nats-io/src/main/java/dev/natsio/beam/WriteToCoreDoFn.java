@@ -16,7 +16,7 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * The DoFn behind {@link NatsIO#write()} without {@code withJetStream()}: publishes each message
  * on Core NATS. It outputs no results.
  *
- * <h3>Delivery</h3>
+ * <h2>Delivery</h2>
  *
  * <p>Core NATS is fire-and-forget: the server acknowledges nothing, and a message no subscriber
  * is listening for is dropped without a word. So this DoFn can only promise that the server
@@ -30,14 +30,14 @@ import org.checkerframework.checker.nullness.qual.Nullable;
  * everything published on the connection before it, so waiting behind another bundle's flush costs
  * little.
  *
- * <h3>Refusals</h3>
+ * <h2>Refusals</h2>
  *
  * <p>A message jnats refuses before sending (a payload over the server's max_payload, a subject or
  * header NATS cannot carry) goes to the bad-record handler, or fails the bundle with a {@link
  * NatsIOException} naming the subject and the reason. While the connection is down, jnats buffers
  * publishes up to its reconnect buffer; when that is full the bundle fails.
  *
- * <h3>Connections</h3>
+ * <h2>Connections</h2>
  *
  * <p>The connection is leased from {@link NatsConnections} in {@code @Setup} and released in
  * {@code @Teardown}, shared with every other reader and writer of the same configuration in the JVM.

@@ -34,7 +34,7 @@ import org.slf4j.LoggerFactory;
  * The DoFn behind {@link NatsIO#write()} with {@link NatsIO.Write#withJetStream()}: publishes each
  * message to JetStream and outputs what the server acknowledged as a {@link NatsPublishResult}.
  *
- * <h3>In-flight window</h3>
+ * <h2>In-flight window</h2>
  *
  * <p>Messages go out with {@code publishAsync}, which has no bound of its own. Each instance keeps
  * at most {@code maxInFlight} publishes unacknowledged: when the window is full it waits for the
@@ -43,14 +43,14 @@ import org.slf4j.LoggerFactory;
  * makes JetStream writes fast (tens of thousands of messages a second, against a few thousand
  * with one synchronous round trip per message).
  *
- * <h3>Bundles</h3>
+ * <h2>Bundles</h2>
  *
  * <p>{@code @FinishBundle} waits for every acknowledgement of the bundle, so a bundle never
  * commits with a publish whose outcome is unknown: when the runner moves past a bundle, every
  * message in it is stored (or was reported as refused). Results and refused messages are output
  * there too, each in its own element's window with its element's timestamp.
  *
- * <h3>Retries</h3>
+ * <h2>Retries</h2>
  *
  * <p>A publish not acknowledged within {@link #PUBLISH_TIMEOUT_MILLIS}, failed by jnats, or that
  * cannot even be queued because the connection is down, has an unknown outcome: the server may
@@ -61,7 +61,7 @@ import org.slf4j.LoggerFactory;
  * one, a retried message whose first attempt was stored is stored twice. After {@link
  * #MAX_ATTEMPTS} attempts the bundle fails, and the runner's own retry takes over.
  *
- * <h3>Refusals</h3>
+ * <h2>Refusals</h2>
  *
  * <p>A publish the server (or jnats, before sending) refuses is not retried: a payload over the
  * server's max_payload, a subject no stream captures, a stream limit with the discard-new policy,
@@ -70,13 +70,13 @@ import org.slf4j.LoggerFactory;
  * "no responders" answer is ambiguous (no stream captures the subject, or JetStream is not up yet
  * after a restart), so the stream names are looked up before calling it a refusal.
  *
- * <h3>Order</h3>
+ * <h2>Order</h2>
  *
  * <p>Within a bundle, messages are stored in the order they were processed, except that retried
  * messages land after the ones that went through the first time. Across bundles and workers there
  * is no order, as everywhere in Beam.
  *
- * <h3>Connections</h3>
+ * <h2>Connections</h2>
  *
  * <p>The connection is leased from {@link NatsConnections} in {@code @Setup} and released in
  * {@code @Teardown}, so every instance in a worker JVM shares one connection per configuration.

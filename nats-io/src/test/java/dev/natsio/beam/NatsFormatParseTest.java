@@ -125,7 +125,7 @@ public class NatsFormatParseTest {
 
   @Test
   public void avroFormatFromAnAvroSchemaReadsDatumsWrittenFromTheEquivalentBeamSchema() throws Exception {
-    NatsFormat fromAvro = NatsFormat.avro(((AvroFormat) NatsFormat.avro(ORDER)).avroSchema());
+    NatsFormat fromAvro = NatsAvroFormat.of(((AvroFormat) NatsFormat.avro(ORDER)).avroSchema());
     assertThat(fromAvro.getSchema().getFieldNames(), equalTo(ORDER.getFieldNames()));
     assertThat(rows(fromAvro, payload(NatsFormat.avro(ORDER), List.of(order(3)))).get(0).getInt64("id"), equalTo(3L));
   }

@@ -66,6 +66,26 @@ public class NatsFormatTransformTest {
   }
 
   @Test
+  public void formatRowsWithAMessageIdFieldSetsEachMessagesNatsMsgIdToTheFieldsValue() {
+    Schema schema = Schema.builder().addInt64Field("id").addStringField("name").build();
+    PCollection<String> ids = pipeline
+        .apply(Create.of(Row.withSchema(schema).addValues(7L, "a").build(), Row.withSchema(schema).addValues(8L, "b").build())
+            .withRowSchema(schema))
+        .apply(NatsIO.formatRows(NatsFormat.json(schema), "out").withMessageIdField("id"))
+        .apply(MapElements.into(TypeDescriptors.strings())
+            .via(m -> m.getHeaders().get("Nats-Msg-Id") + " " + m.getPayloadAsString()));
+    PAssert.that(ids).containsInAnyOrder("[7] {\"id\":7,\"name\":\"a\"}", "[8] {\"id\":8,\"name\":\"b\"}");
+    pipeline.run().waitUntilFinish();
+  }
+
+  @Test
+  public void formatRowsRefusesAMessageIdFieldForAFormatThatBatchesRows() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> NatsIO.formatRows(NatsFormat.json(ORDER).withNewlineDelimited(), "out").withMessageIdField("id"));
+    assertThat(e.getMessage(), containsString("payload holds several rows, and one message id cannot stand for them"));
+  }
+
+  @Test
   public void formatRowsRefusesRowsOfAnotherSchema() {
     Pipeline unrun = Pipeline.create();
     Schema other = Schema.builder().addInt64Field("id").build();

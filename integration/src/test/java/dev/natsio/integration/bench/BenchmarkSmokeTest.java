@@ -40,6 +40,13 @@ public class BenchmarkSmokeTest {
         check(report.find(Result.Group.WRITE, name, payload, "throughput"), "write " + name + " " + payload, missing);
       }
     }
+    for (String name : List.of(Benchmarks.RAW_KV_SNAPSHOT, Benchmarks.KV_SNAPSHOT, Benchmarks.RAW_KV_SNAPSHOT_HISTORY,
+        Benchmarks.KV_SNAPSHOT_HISTORY)) {
+      check(report.find(Result.Group.READ, name, Benchmarks.KV_PAYLOAD, "throughput"), "key/value " + name, missing);
+    }
+    for (String name : List.of(Benchmarks.RAW_KV_PUT, Benchmarks.KV_PUT)) {
+      check(report.find(Result.Group.WRITE, name, Benchmarks.KV_PAYLOAD, "throughput"), "key/value " + name, missing);
+    }
     for (String name : List.of(Benchmarks.RAW_LATENCY, Benchmarks.FLINK_LATENCY)) {
       for (String metric : List.of("latency p50", "latency p99")) {
         check(report.find(Result.Group.LATENCY, name, config.latencyPayload, metric), name + " " + metric, missing);

@@ -50,7 +50,7 @@ public final class Benchmarks {
 
   /** What to run, and how big. */
   static final class Config {
-    enum Part { READ, WRITE, LATENCY, MEMORY }
+    enum Part { READ, WRITE, LATENCY, MEMORY, KV }
 
     boolean quick;
     long messages;
@@ -64,6 +64,8 @@ public final class Benchmarks {
     int latencyWindowSeconds;
     int latencyWindows;
     long[] memoryBacklogs;
+    /** Keys per Key/Value case (snapshot read and puts); the put baseline makes one round trip per key. */
+    long kvKeys;
     long checkpointMillis = 5_000;
     Set<Part> parts = EnumSet.allOf(Part.class);
     /** When set, only throughput cases whose name contains one of these run (and the baselines). */
@@ -84,6 +86,7 @@ public final class Benchmarks {
       c.latencyWindowSeconds = 2;
       c.latencyWindows = 1;
       c.memoryBacklogs = new long[] {5_000, 20_000};
+      c.kvKeys = 2_000;
       c.markdownOut = Path.of("target", "bench", "benchmarks-quick.md");
       c.chartOut = Path.of("target", "bench", "benchmarks-quick.png");
       return c;
@@ -104,6 +107,7 @@ public final class Benchmarks {
       c.latencyWindowSeconds = 10;
       c.latencyWindows = 3;
       c.memoryBacklogs = new long[] {1_000_000, 5_000_000};
+      c.kvKeys = 20_000;
       c.markdownOut = Path.of("target", "bench", "benchmarks.md");
       c.chartOut = Path.of("target", "bench", "benchmarks.png");
       return c;
@@ -180,7 +184,7 @@ public final class Benchmarks {
           config.directMessages = Math.min(config.directMessages, config.messages);
           break;
         default:
-          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory] [--repetitions n] [--only name,name] [--messages n] [--natsio-batch n] "
+          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory,kv] [--repetitions n] [--only name,name] [--messages n] [--natsio-batch n] "
               + "[--markdown file.md] [--chart file.png]");
           System.exit(2);
       }
@@ -211,6 +215,9 @@ public final class Benchmarks {
       }
       if (config.parts.contains(Config.Part.MEMORY)) {
         memory(report, server, connection, out);
+      }
+      if (config.parts.contains(Config.Part.KV)) {
+        keyValue(report, server, connection, out);
       }
     }
     report.loadAtEnd = SystemInfo.loadAverage();
@@ -397,6 +404,49 @@ public final class Benchmarks {
 
   private static String partitionedStream(int payload) {
     return "parts" + payload;
+  }
+
+  // ---- Key/Value buckets -----------------------------------------------------------------------
+
+  static final String RAW_KV_SNAPSHOT = "raw jnats KeyValue.watchAll (latest per key)";
+  static final String KV_SNAPSHOT = "NatsIO.readKeyValue() snapshot, bucket history 1, Flink batch, parallelism 1";
+  static final String RAW_KV_SNAPSHOT_HISTORY = "raw jnats KeyValue.watchAll (latest per key), bucket history 3";
+  static final String KV_SNAPSHOT_HISTORY = "NatsIO.readKeyValue() snapshot, bucket history 3 (a lookup per revision), Flink batch, parallelism 1";
+  static final String RAW_KV_PUT = "raw jnats KeyValue.put (synchronous: the API has no async put)";
+  static final String KV_PUT = "NatsIO.writeKeyValue(), Flink batch, parallelism 1";
+  static final int KV_PAYLOAD = 128;
+
+  /**
+   * Snapshot reads and puts against jnats's own KeyValue API, alternating baseline and NatsIO in
+   * each repetition after a warm-up pair (full mode), as the stream cases do. The history-3 bucket
+   * holds 3 revisions of each key, so the latest-values read makes its lookup per revision read.
+   */
+  private static void keyValue(Report report, NatsTestServer server, Connection connection, PrintStream out) throws Exception {
+    Config c = report.config;
+    String url = server.url();
+    long keys = c.kvKeys;
+    KeyValueCases.fill(connection, "bench_kv1", 1, keys, 1, KV_PAYLOAD);
+    KeyValueCases.fill(connection, "bench_kv3", 3, keys, 3, KV_PAYLOAD);
+    out.printf("%s filled buckets bench_kv1 (%,d keys) and bench_kv3 (%,d keys x 3 revisions)%n", now(), keys, keys);
+    for (int rep = c.quick ? 1 : 0; rep <= c.repetitions; rep++) {
+      Integer recorded = rep == 0 ? null : rep; // rep 0: the warm-up pair
+      long putKeys = rep == 0 ? Math.max(2, keys / 10) : keys;
+      double base = record(report, recorded, out, Result.Group.READ, RAW_KV_SNAPSHOT, KV_PAYLOAD, keys, null, null, Double.NaN,
+          () -> KeyValueCases.rawSnapshot(connection, "bench_kv1", keys));
+      record(report, recorded, out, Result.Group.READ, KV_SNAPSHOT, KV_PAYLOAD, keys, RAW_KV_SNAPSHOT, "", base,
+          () -> KeyValueCases.flinkSnapshot(url, "bench_kv1", keys, 1));
+      base = record(report, recorded, out, Result.Group.READ, RAW_KV_SNAPSHOT_HISTORY, KV_PAYLOAD, keys, null, null, Double.NaN,
+          () -> KeyValueCases.rawSnapshot(connection, "bench_kv3", keys));
+      record(report, recorded, out, Result.Group.READ, KV_SNAPSHOT_HISTORY, KV_PAYLOAD, keys, RAW_KV_SNAPSHOT_HISTORY, "", base,
+          () -> KeyValueCases.flinkSnapshot(url, "bench_kv3", keys, 1));
+      base = record(report, recorded, out, Result.Group.WRITE, RAW_KV_PUT, KV_PAYLOAD, putKeys, null, null, Double.NaN,
+          () -> KeyValueCases.rawPuts(connection, "bench_kvput", putKeys, KV_PAYLOAD));
+      record(report, recorded, out, Result.Group.WRITE, KV_PUT, KV_PAYLOAD, putKeys, RAW_KV_PUT, "", base,
+          () -> KeyValueCases.flinkPuts(connection, url, "bench_kvput", putKeys, KV_PAYLOAD, 1));
+    }
+    for (String bucket : List.of("bench_kv1", "bench_kv3", "bench_kvput")) {
+      connection.keyValueManagement().delete(bucket);
+    }
   }
 
   // ---- Latency ---------------------------------------------------------------------------------

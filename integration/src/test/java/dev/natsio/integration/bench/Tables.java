@@ -61,7 +61,7 @@ final class Tables {
     List<String[]> rows = cells(report);
     int[] widths = new int[COLUMNS.length];
     for (int i = 0; i < COLUMNS.length; i++) {
-      widths[i] = Math.max(1, COLUMNS[i].length()); // The verdict column has no header: "%-0s" is not a format.
+      widths[i] = Math.max(1, COLUMNS[i].length()); // "%-0s" is not a format: the verdict column is unnamed and may be empty
       for (String[] row : rows) {
         widths[i] = Math.max(widths[i], row[i].length());
       }
