@@ -7,6 +7,7 @@
 #   scripts/bench.sh --quick    smoke size (what CI runs through BenchmarkSmokeTest; numbers mean nothing)
 #   scripts/bench.sh --parts read,write --repetitions 1    a subset (parts: read, write, latency, memory)
 #   scripts/bench.sh --parts read --only streaming          only the throughput cases whose name has "streaming"
+#   scripts/bench.sh --parts read --only partitions --messages 200000   the partitioned drains, smaller
 #   BENCH_JFR=1 scripts/bench.sh ...    also records a JFR profile: integration/target/bench/bench.jfr
 #
 # Everything it starts (the benchmark JVM, its nats-server, the memory probes' JVMs) is stopped when it

@@ -18,6 +18,18 @@ public class DirectEndToEndTest {
   }
 
   /**
+   * A live pipeline for a read of 4 partitions: on the Direct runner each partition's read holds
+   * a worker thread while it polls (250 ms a call, also when quiet), so with the default 3 threads
+   * three quiet partitions would starve the busy one and everything after the read.
+   */
+  private static Pipeline partitionedPipeline() {
+    DirectOptions options = PipelineOptionsFactory.create().as(DirectOptions.class);
+    options.setBlockOnRun(false);
+    options.setTargetParallelism(8);
+    return Pipeline.create(options);
+  }
+
+  /**
    * 200k messages take minutes on the Direct runner (it checkpoints every 100 outputs), so CI
    * reads 50k; {@code -Dnatsio.e2e.full=true} runs the full size.
    */
@@ -39,5 +51,15 @@ public class DirectEndToEndTest {
   @Test
   public void liveWindowsCloseWhileMessagesKeepArriving() throws Exception {
     EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> pipeline(false));
+  }
+
+  @Test
+  public void windowsAfterAFourPartitionReadCloseWhileMessagesKeepArriving() throws Exception {
+    EndToEndScenarios.partitionedWindowsCloseWhileMessagesKeepArriving(SERVER, DirectEndToEndTest::partitionedPipeline);
+  }
+
+  @Test
+  public void oneHotPartitionClosesWindowsWhileTheThreeOthersAreQuiet() throws Exception {
+    EndToEndScenarios.hotPartitionClosesWindowsWhileTheOthersAreQuiet(SERVER, DirectEndToEndTest::partitionedPipeline);
   }
 }

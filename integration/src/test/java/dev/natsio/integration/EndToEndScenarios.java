@@ -79,7 +79,8 @@ final class EndToEndScenarios {
       createStream(connection, clicks, clicks + ".>");
       createStream(connection, counts, counts);
     }
-    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts, Duration.millis(500)).run();
+    PipelineResult result = windowedCountsJob(streamingPipeline.get(),
+        NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(Duration.millis(500)), server, counts).run();
     try {
       try (Connection connection = server.connect()) {
         // Three subjects over about three seconds, so several windows; then the stream goes quiet.
@@ -108,20 +109,65 @@ final class EndToEndScenarios {
    */
   static void windowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline) throws Exception {
     String clicks = "steady_" + shortId();
+    // An idle watermark an hour behind: only the publish times of the messages read can close windows.
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks,
+        NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(Duration.standardHours(1)),
+        (i, round) -> clicks + ".page" + ((i + round) % 3), List.of());
+  }
+
+  /** The same across 4 partitions, each getting a quarter of the traffic. */
+  static void partitionedWindowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline)
+      throws Exception {
+    String clicks = "parts_" + shortId();
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, partitionedRead(server, clicks, Duration.standardHours(1)),
+        (i, round) -> clicks + "." + (i % 4) + ".page" + ((i + round) % 3), List.of());
+  }
+
+  /**
+   * The same with 4 partitions of which one gets all the traffic: the other three hold one old
+   * message each, so only their idle watermark (now less 1 s) lets windows close.
+   */
+  static void hotPartitionClosesWindowsWhileTheOthersAreQuiet(NatsTestServer server, Supplier<Pipeline> streamingPipeline)
+      throws Exception {
+    String clicks = "skew_" + shortId();
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, partitionedRead(server, clicks, Duration.standardSeconds(1)),
+        (i, round) -> clicks + ".0.page" + ((i + round) % 3), List.of(clicks + ".1.q", clicks + ".2.q", clicks + ".3.q"));
+  }
+
+  /** Partitions {@code stream.0.>} to {@code stream.3.>} of {@code stream}. */
+  private static NatsIO.Read partitionedRead(NatsTestServer server, String stream, Duration idleWatermarkDelay) {
+    return NatsIO.read().withServers(server.url()).withStream(stream)
+        .withPartitions(stream + ".{{partition}}.>", 4).withIdleWatermarkDelay(idleWatermarkDelay);
+  }
+
+  /** Who gets message {@code i} of publishing round {@code round}. */
+  interface SubjectOf {
+    String subject(int i, int round);
+  }
+
+  /**
+   * {@link #windowsCloseWhileMessagesKeepArriving(NatsTestServer, Supplier)} for any read of stream
+   * {@code clicks} (subjects {@code clicks.>}): {@code quietSubjects} get one message each before
+   * the steady traffic starts and none after, which goes to {@code subjectOf}.
+   */
+  static void windowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline, String clicks,
+      NatsIO.Read read, SubjectOf subjectOf, List<String> quietSubjects) throws Exception {
     String counts = "steady_counts_" + shortId();
     try (Connection connection = server.connect()) {
       createStream(connection, clicks, clicks + ".>");
       createStream(connection, counts, counts);
+      for (String quiet : quietSubjects) {
+        publish(connection, quiet, 1);
+      }
     }
-    // An idle watermark an hour behind: only the publish times of the messages read can close windows.
-    PipelineResult result = windowedCountsJob(streamingPipeline.get(), server, clicks, counts, Duration.standardHours(1)).run();
+    PipelineResult result = windowedCountsJob(streamingPipeline.get(), read, server, counts).run();
     java.util.concurrent.atomic.AtomicBoolean publishing = new java.util.concurrent.atomic.AtomicBoolean(true);
     java.util.concurrent.CompletableFuture<Void> publisher = java.util.concurrent.CompletableFuture.runAsync(() -> {
       try (Connection connection = server.connect()) {
         long deadline = System.currentTimeMillis() + 120_000;
         for (int round = 0; publishing.get() && System.currentTimeMillis() < deadline; round++) {
           int offset = round;
-          publish(connection, i -> clicks + ".page" + ((i + offset) % 3), 200, JetStreamTestData::payload, i -> null);
+          publish(connection, i -> subjectOf.subject(i, offset), 200, JetStreamTestData::payload, i -> null);
           Thread.sleep(100);
         }
       } catch (Exception e) {
@@ -149,10 +195,9 @@ final class EndToEndScenarios {
   }
 
   /** Unbounded read → fixed publish-time windows → count per subject → "subject,windowStart,count" written to {@code counts}. */
-  private static Pipeline windowedCountsJob(
-      Pipeline pipeline, NatsTestServer server, String clicks, String counts, Duration idleWatermarkDelay) {
+  private static Pipeline windowedCountsJob(Pipeline pipeline, NatsIO.Read read, NatsTestServer server, String counts) {
     pipeline
-        .apply(NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(idleWatermarkDelay))
+        .apply(read)
         .apply(Window.into(FixedWindows.of(WINDOW)))
         .apply(MapElements.into(TypeDescriptors.strings()).via(NatsMessage::getSubject))
         .apply(Count.perElement())
@@ -220,8 +265,13 @@ final class EndToEndScenarios {
 
   /** Read {@code source} → {@link SlowCopy} → write {@code sink} with message ids from the source sequence. */
   static Pipeline copyJob(Pipeline pipeline, NatsTestServer server, String source, String sink, String resultsId) {
+    return copyJob(pipeline, server, NatsIO.read().withServers(server.url()).withStream(source), sink, resultsId);
+  }
+
+  /** {@link #copyJob(Pipeline, NatsTestServer, String, String, String)} with any read of the source. */
+  static Pipeline copyJob(Pipeline pipeline, NatsTestServer server, NatsIO.Read read, String sink, String resultsId) {
     pipeline
-        .apply("Read A", NatsIO.read().withServers(server.url()).withStream(source))
+        .apply("Read A", read)
         .apply("Transform", ParDo.of(new SlowCopy(sink + ".copy")))
         .apply("Write B", NatsIO.write().withServers(server.url()).withJetStream()
             .withMessageIdFn(m -> "source:" + m.getHeaders().get("source-seq").get(0)))

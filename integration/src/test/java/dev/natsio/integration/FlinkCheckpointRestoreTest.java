@@ -147,6 +147,66 @@ public class FlinkCheckpointRestoreTest {
     }
   }
 
+  /**
+   * The same with a read of 4 partitions (parallelism 2, so two per subtask): the restored job
+   * resumes every partition from the position its split had in the checkpoint. Per partition, the
+   * sink ends with each message once (nothing skipped), and the restored job repeats fewer of the
+   * partition's messages than the first job had stored (it did not read the partition again from
+   * its start).
+   */
+  @Test
+  public void partitionedJobRestoredFromItsLastCheckpointResumesEveryPartitionWhereItWas() throws Exception {
+    try (Connection connection = SERVER.connect()) {
+      createStream(connection, "psource", "psource.>");
+      createStream(connection, "psink", "psink.>");
+      // Message i (sequence i + 1) goes to partition i mod 4.
+      publish(connection, i -> "psource." + (i % 4) + ".k" + i, COUNT, dev.natsio.beam.testing.JetStreamTestData::payload, i -> null);
+      JetStreamManagement jsm = connection.jetStreamManagement();
+      NatsIO.Read read = NatsIO.read().withServers(SERVER.url()).withStream("psource").withPartitions("psource.{{partition}}.>", 4);
+
+      String firstRun = "prestore-first-" + UUID.randomUUID();
+      PipelineResult first = EndToEndScenarios.copyJob(Pipeline.create(restorableOptions(null)), SERVER, read, "psink", firstRun).run();
+      try {
+        EndToEndScenarios.awaitCount(jsm, "psink", 2_000);
+        awaitCheckpoint();
+      } finally {
+        first.cancel();
+      }
+      Path checkpoint = awaitCheckpointRetainedAfterCancel();
+      long[] storedByFirst = perPartition(CollectingSink.<NatsPublishResult>collected(firstRun), r -> !r.isDuplicate());
+
+      String secondRun = "prestore-second-" + UUID.randomUUID();
+      PipelineResult second = EndToEndScenarios.copyJob(Pipeline.create(restorableOptions(checkpoint.toString())), SERVER, read, "psink", secondRun).run();
+      try {
+        EndToEndScenarios.awaitCount(jsm, "psink", COUNT);
+        Thread.sleep(2_000); // Time for any extra, non-deduplicated message to land.
+      } finally {
+        second.cancel();
+      }
+
+      assertThat(jsm.getStreamInfo("psink").getStreamState().getMsgCount(), equalTo((long) COUNT));
+      assertThat(sourceSequencesIn(jsm, "psink"), equalTo(LongStream.rangeClosed(1, COUNT).boxed().collect(Collectors.toCollection(TreeSet::new))));
+      long[] repeatedBySecond = perPartition(CollectingSink.<NatsPublishResult>collected(secondRun), NatsPublishResult::isDuplicate);
+      for (int partition = 0; partition < 4; partition++) {
+        assertThat("partition " + partition + " was read by the first job", storedByFirst[partition], greaterThan(0L));
+        assertThat("partition " + partition + " resumed from the checkpoint, not from its start",
+            repeatedBySecond[partition], lessThan(storedByFirst[partition]));
+      }
+    }
+  }
+
+  /** How many of {@code results} match, per source partition (from the "source:SEQ" message id). */
+  private static long[] perPartition(List<NatsPublishResult> results, java.util.function.Predicate<NatsPublishResult> which) {
+    long[] counts = new long[4];
+    for (NatsPublishResult result : results) {
+      if (which.test(result)) {
+        long sequence = Long.parseLong(result.getMessageId().substring("source:".length()));
+        counts[(int) ((sequence - 1) % 4)]++;
+      }
+    }
+    return counts;
+  }
+
   private FlinkPipelineOptions restorableOptions(String restoreFrom) throws java.io.IOException {
     FlinkPipelineOptions options = FlinkPipelines.options(2);
     options.setStreaming(true);

@@ -103,8 +103,8 @@ final class JetStreamReader implements AutoCloseable, ParkedReaders.Reader {
     }
   }
 
-  /** The next message, or null when none arrives within {@code timeout}. */
-  @Nullable Message next(Duration timeout) throws InterruptedException {
+  /** The next message, or null when none arrives within {@code timeout} (null: none is buffered now). */
+  @Nullable Message next(@Nullable Duration timeout) throws InterruptedException {
     if (pushedBack != null) {
       Message message = pushedBack;
       pushedBack = null;

@@ -33,6 +33,8 @@ import org.slf4j.LoggerFactory;
  * false. It waits up to {@link #POLL} for a message: long enough to bridge the moment between two
  * pulled batches while a backlog drains (Flink's source, told "nothing yet", sleeps up to 50 ms; a
  * 1 ms poll cost a drain half its throughput), short enough not to hold up the task's checkpoints.
+ * A split that may share its subtask with others ({@link JetStreamUnboundedSource#sharesTask})
+ * does not wait at all, so a quiet partition does not hold up a busy one read in turn with it.
  * While the stream is quiet it asks the server, at most every {@link #IDLE_CHECK_INTERVAL_MILLIS},
  * whether anything lies after its position; when nothing does, the watermark advances as the
  * splittable DoFn's does ({@link JetStreamReadCore#idleWatermark}).
@@ -89,6 +91,8 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   private final NatsSourceDescriptor descriptor;
   private final @Nullable RatePacer pacer;
   private final JetStreamReadCore core;
+  /** How long {@link #advance()} waits for a message; null: not at all (a split that shares its subtask). */
+  private final @Nullable Duration poll;
 
   /** The next sequence to read; null until a new read has resolved its start. Task thread only. */
   private @Nullable Long nextSequence;
@@ -118,6 +122,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     this.watermark = mark == null ? BoundedWindow.TIMESTAMP_MIN_VALUE : mark.getWatermark();
     this.pacer = spec.getMaxMessagesPerSecond() == null ? null : new RatePacer(spec.getMaxMessagesPerSecond());
     this.core = new JetStreamReadCore(spec, descriptor.getStream());
+    this.poll = source.sharesTask() ? null : POLL;
   }
 
   @Override
@@ -140,7 +145,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     reportStats();
     Message message;
     try {
-      message = reader.next(POLL);
+      message = reader.next(poll); // null: take what is buffered, without waiting.
     } catch (NatsIOException e) {
       LOG.warn("Reading stream {} at sequence {} failed ({}); resuming with a new consumer",
           descriptor.getStream(), nextSequence, e.getMessage());

@@ -23,11 +23,13 @@ import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.StringUtf8Coder;
 import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.transforms.DoFn;
+import org.apache.beam.sdk.transforms.FlatMapElements;
 import javax.net.ssl.SSLContext;
 import org.apache.beam.sdk.transforms.Impulse;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.Reshuffle;
 import org.apache.beam.sdk.transforms.SerializableFunction;
 import org.apache.beam.sdk.transforms.View;
 import org.apache.beam.sdk.transforms.display.DisplayData;
@@ -77,6 +79,11 @@ import org.joda.time.Instant;
  * publish time by default; see {@link Read#withProcessingTime()} and {@link Read#withTimestampFn}.
  * The watermark follows them and, once the read has caught up, advances to now minus {@link
  * Read#withIdleWatermarkDelay} so event-time windows close on a quiet stream.
+ *
+ * <p>One filter subject (or none) is read by one reader, whatever the job's parallelism. To read
+ * one stream on several workers, partition it by subject and give each partition's filter:
+ * {@link Read#withFilterSubjects} with several subjects, or {@link Read#withPartitions}, reads
+ * each as its own partition with its own position and watermark.
  *
  * <p>To read many streams or subject partitions found at run time, apply {@link
  * #readSourceDescriptors()} to a {@code PCollection<NatsSourceDescriptor>}.
@@ -822,9 +829,27 @@ public final class NatsIO {
       return toBuilder().setStream(NatsNames.checkStream(stream, "withStream")).build();
     }
 
-    /** Reads only these subjects of the stream (wildcards allowed; several need nats-server 2.10+). */
+    /**
+     * Reads only these subjects of the stream (wildcards allowed). Each filter subject is read as its
+     * own partition: its own consumer, position and watermark, the partitions read in parallel, on
+     * any nats-server version. No two filters may match the same subject. With {@link
+     * #withMaxNumRecords} the read is not partitioned: one consumer reads all the filters, which
+     * needs nats-server 2.10+ for more than one.
+     */
     public Read withFilterSubjects(String... filterSubjects) {
       return toBuilder().setFilterSubjects(List.copyOf(Arrays.asList(filterSubjects))).build();
+    }
+
+    /**
+     * Reads {@code numPartitions} partitions of the stream, named by {@code subjectPattern} with its
+     * {@code {{partition}}} token replaced by {@code 0 .. numPartitions - 1}: {@code
+     * withPartitions("orders.{{partition}}.>", 4)} is {@code withFilterSubjects("orders.0.>",
+     * "orders.1.>", "orders.2.>", "orders.3.>")}. That is the numbering of the server's subject
+     * mapping {@code "orders.*": "orders.{{partition(4,1)}}.{{wildcard(1)}}"}, which spreads keys
+     * over 4 partition tokens. See {@link #withFilterSubjects} for how partitions are read.
+     */
+    public Read withPartitions(String subjectPattern, int numPartitions) {
+      return toBuilder().setFilterSubjects(StreamPartitions.subjects(subjectPattern, numPartitions)).build();
     }
 
     /** Starts at this stream sequence (or the first one after it that exists). */
@@ -1070,18 +1095,26 @@ public final class NatsIO {
       }
       NatsSourceDescriptor descriptor = toDescriptor();
       if (!isBounded() && getBadRecordErrorHandler() == null && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
-        // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource.
+        // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource,
+        // whose split() makes one split per partition.
         return input.apply("Read stream " + descriptor.getStream(),
             org.apache.beam.sdk.io.Read.from(new JetStreamUnboundedSource(toReadSourceDescriptors(), descriptor)));
       }
-      return input
+      // A record limit covers the whole read, so it stays one descriptor; otherwise one per partition.
+      List<NatsSourceDescriptor> partitions =
+          getMaxNumRecords() != null ? List.of(descriptor) : StreamPartitions.of(descriptor);
+      PCollection<NatsSourceDescriptor> descriptors = input
           .apply("Impulse", Impulse.create())
           .apply("Describe stream " + descriptor.getStream(),
-              MapElements.into(TypeDescriptor.of(NatsSourceDescriptor.class)).via(new ConstantDescriptor(descriptor)))
-          .apply("Read stream " + descriptor.getStream(),
-              getBadRecordErrorHandler() == null
-                  ? toReadSourceDescriptors()
-                  : toReadSourceDescriptors().withBadRecordErrorHandler(getBadRecordErrorHandler()));
+              FlatMapElements.into(TypeDescriptor.of(NatsSourceDescriptor.class)).via(new ConstantDescriptors(partitions)));
+      if (partitions.size() > 1) {
+        // Runners that run a splittable DoFn where its input is (Flink batch) would read every partition on one worker.
+        descriptors = descriptors.apply("Spread partitions", Reshuffle.viaRandomKey());
+      }
+      return descriptors.apply("Read stream " + descriptor.getStream(),
+          getBadRecordErrorHandler() == null
+              ? toReadSourceDescriptors()
+              : toReadSourceDescriptors().withBadRecordErrorHandler(getBadRecordErrorHandler()));
     }
 
     private void validate() {
@@ -1113,6 +1146,7 @@ public final class NatsIO {
       NatsSourceDescriptor.validatePositions(
           "NatsIO.read()", getStream(), getFilterSubjects(), getStartSequence(), getStartTime(), getStopSequence(), getStopTime(),
           getStopAtEndOfStream());
+      StreamPartitions.requireDisjoint(getFilterSubjects());
       validateTuning(getSplitSize(), getBatchSize());
     }
 
@@ -1322,17 +1356,17 @@ public final class NatsIO {
     }
   }
 
-  /** Maps the impulse to the read's single descriptor. */
-  private static final class ConstantDescriptor implements SerializableFunction<byte[], NatsSourceDescriptor> {
-    private final NatsSourceDescriptor descriptor;
+  /** Maps the impulse to the read's descriptors: one per partition. */
+  private static final class ConstantDescriptors implements SerializableFunction<byte[], Iterable<NatsSourceDescriptor>> {
+    private final List<NatsSourceDescriptor> descriptors;
 
-    ConstantDescriptor(NatsSourceDescriptor descriptor) {
-      this.descriptor = descriptor;
+    ConstantDescriptors(List<NatsSourceDescriptor> descriptors) {
+      this.descriptors = descriptors;
     }
 
     @Override
-    public NatsSourceDescriptor apply(byte[] impulse) {
-      return descriptor;
+    public Iterable<NatsSourceDescriptor> apply(byte[] impulse) {
+      return descriptors;
     }
   }
 

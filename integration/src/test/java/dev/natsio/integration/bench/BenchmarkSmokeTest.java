@@ -33,7 +33,7 @@ public class BenchmarkSmokeTest {
     List<String> missing = new ArrayList<>();
     for (int payload : config.payloads) {
       for (String name : List.of(Benchmarks.RAW_READ, Benchmarks.FLINK_P1, Benchmarks.FLINK_P2, Benchmarks.DRAIN, Benchmarks.DRAIN_FASTER_COPY, Benchmarks.DRAIN_NO_METRICS, Benchmarks.DRAIN_SDF,
-          Benchmarks.DIRECT)) {
+          Benchmarks.DIRECT, Benchmarks.RAW_PARTITIONED_READ, Benchmarks.PARTITIONED_DRAIN_P1, Benchmarks.PARTITIONED_DRAIN_P2)) {
         check(report.find(Result.Group.READ, name, payload, "throughput"), "read " + name + " " + payload, missing);
       }
       for (String name : List.of(Benchmarks.rawWrite(window), Benchmarks.FLINK_WRITE)) {

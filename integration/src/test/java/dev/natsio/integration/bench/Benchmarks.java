@@ -177,8 +177,14 @@ public final class Benchmarks {
         case "--only":
           config.only = List.of(args[++i].split(","));
           break;
+        case "--messages":
+          // A smaller run than the full size, warm-up included (e.g. on a loaded machine).
+          config.messages = Long.parseLong(args[++i]);
+          config.warmupMessages = config.quick ? 0 : Math.max(1, config.messages / 10);
+          config.directMessages = Math.min(config.directMessages, config.messages);
+          break;
         default:
-          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory,kv] [--repetitions n] [--only name,name] [--natsio-batch n] "
+          System.err.println("usage: Benchmarks [--quick] [--parts read,write,latency,memory,kv] [--repetitions n] [--only name,name] [--messages n] [--natsio-batch n] "
               + "[--markdown file.md] [--chart file.png]");
           System.exit(2);
       }
@@ -266,6 +272,12 @@ public final class Benchmarks {
   static final String DRAIN_NO_METRICS = "NatsIO.read() unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics";
   static final String DRAIN_SDF = "NatsIO.read() unbounded, backlog drain, Flink streaming, splittable DoFn (use_sdf_read)";
   static final String FLINK_WRITE = "NatsIO.write() JetStream, Flink batch, parallelism 1";
+  /** Partitions of the partitioned-read cases' stream. */
+  static final int PARTITIONS = 4;
+  static final String RAW_PARTITIONED_READ =
+      "raw jnats, " + PARTITIONS + " ordered consumers (one per partition, own thread, batch " + Cases.READ_BATCH + ")";
+  static final String PARTITIONED_DRAIN_P1 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 1";
+  static final String PARTITIONED_DRAIN_P2 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 2";
 
   static String rawWrite(int window) {
     return "raw jnats publishAsync (window " + window + ")";
@@ -281,6 +293,10 @@ public final class Benchmarks {
         long start = System.nanoTime();
         Cases.fill(connection, readStream(payload), readStream(payload) + ".x", c.messages, payload);
         out.printf("%s filled %s: %,d x %d B in %.1f s%n", now(), readStream(payload), c.messages, payload, (System.nanoTime() - start) / 1e9);
+        start = System.nanoTime();
+        Cases.fillPartitioned(connection, partitionedStream(payload), PARTITIONS, c.messages, payload);
+        out.printf("%s filled %s: %,d x %d B over %d partitions in %.1f s%n", now(), partitionedStream(payload), c.messages, payload,
+            PARTITIONS, (System.nanoTime() - start) / 1e9);
       }
     }
     if (c.warmupMessages > 0) {
@@ -297,6 +313,7 @@ public final class Benchmarks {
     if (reads) {
       for (int payload : c.payloads) {
         connection.jetStreamManagement().deleteStream(readStream(payload)); // Frees the disk for the memory case.
+        connection.jetStreamManagement().deleteStream(partitionedStream(payload));
       }
     }
   }
@@ -327,6 +344,15 @@ public final class Benchmarks {
           () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.SPLITTABLE_DOFN));
       record(report, rep, out, Result.Group.READ, DIRECT, payload, directMessages, RAW_READ, "", base,
           () -> Cases.directRead(url, stream, directMessages));
+      // A partitioned stream: each NatsIO case right after its own run of the baseline (one consumer per partition).
+      String partitioned = partitionedStream(payload);
+      for (int parallelism : new int[] {1, 2}) {
+        double partitionedBase = record(report, rep, out, Result.Group.READ, RAW_PARTITIONED_READ, payload, messages, null, null, Double.NaN,
+            () -> Cases.rawPartitionedRead(connection, partitioned, PARTITIONS, messages));
+        record(report, rep, out, Result.Group.READ, parallelism == 1 ? PARTITIONED_DRAIN_P1 : PARTITIONED_DRAIN_P2, payload, messages,
+            RAW_PARTITIONED_READ, "", partitionedBase,
+            () -> Cases.flinkPartitionedDrain(url, partitioned, PARTITIONS, parallelism, messages, c.checkpointMillis, timeout));
+      }
     }
     if (c.parts.contains(Config.Part.WRITE)) {
       String writeStream = "write" + payload;
@@ -374,6 +400,10 @@ public final class Benchmarks {
 
   private static String readStream(int payload) {
     return "read" + payload;
+  }
+
+  private static String partitionedStream(int payload) {
+    return "parts" + payload;
   }
 
   // ---- Key/Value buckets -----------------------------------------------------------------------

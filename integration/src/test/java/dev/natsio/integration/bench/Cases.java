@@ -116,32 +116,89 @@ final class Cases {
   /** The read baseline: a jnats ordered consumer iterating the stream from its first message. */
   static Timed rawRead(Connection connection, String stream, long count) throws Exception {
     long start = System.nanoTime();
+    long[] figures = rawReadOrdered(connection, stream, null, count);
+    return new Timed((count - 1) * 1e9 / (figures[1] - figures[0]), (System.nanoTime() - start) / 1e9, figures[2] / 1e3 / count);
+  }
+
+  /** Fills {@code stream} with {@code count} messages over {@code partitions} subjects {@code stream.P.x}, message i in partition i mod partitions. */
+  static void fillPartitioned(Connection connection, String stream, int partitions, long count, int size) throws Exception {
+    createFileStream(connection, stream, stream + ".*.x");
+    JetStreamTestData.publish(connection, i -> stream + "." + (i % partitions) + ".x", Math.toIntExact(count), i -> payload(i, size), i -> null);
+    long stored = connection.jetStreamManagement().getStreamInfo(stream).getStreamState().getMsgCount();
+    if (stored != count) {
+      throw new IllegalStateException("Stream " + stream + " holds " + stored + " messages, expected " + count);
+    }
+  }
+
+  /** The filter subject of partition {@code p} of a stream filled by {@link #fillPartitioned}, and NatsIO's pattern for all of them. */
+  static String partitionSubject(String stream, String partition) {
+    return stream + "." + partition + ".x";
+  }
+
+  /**
+   * The partitioned read baseline: one jnats ordered consumer per partition, each in its own
+   * thread, from the first message to the last one any of them reads; CPU is that of all the
+   * reading threads together.
+   */
+  static Timed rawPartitionedRead(Connection connection, String stream, int partitions, long count) throws Exception {
+    long start = System.nanoTime();
+    long perPartition = count / partitions;
+    java.util.List<CompletableFuture<long[]>> readers = new java.util.ArrayList<>();
+    for (int p = 0; p < partitions; p++) {
+      String filter = partitionSubject(stream, Integer.toString(p));
+      readers.add(CompletableFuture.supplyAsync(() -> {
+        try {
+          return rawReadOrdered(connection, stream, filter, perPartition);
+        } catch (Exception e) {
+          throw new java.util.concurrent.CompletionException(e);
+        }
+      }, runnable -> new Thread(runnable, "raw-partition-reader").start()));
+    }
+    long first = Long.MAX_VALUE;
+    long last = Long.MIN_VALUE;
+    long cpu = 0;
+    for (CompletableFuture<long[]> reader : readers) {
+      long[] figures = reader.get();
+      first = Math.min(first, figures[0]);
+      last = Math.max(last, figures[1]);
+      cpu += figures[2];
+    }
+    long total = perPartition * partitions;
+    return new Timed((total - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpu / 1e3 / total);
+  }
+
+  /**
+   * Reads {@code count} messages from the first, of one filter subject (null: all) through an
+   * ordered consumer: {first nanoTime, last nanoTime, CPU nanos of this thread from the first}.
+   */
+  private static long[] rawReadOrdered(Connection connection, String stream, String filter, long count) throws Exception {
+    OrderedConsumerConfiguration configuration =
+        new OrderedConsumerConfiguration().deliverPolicy(DeliverPolicy.ByStartSequence).startSequence(1);
     OrderedConsumerContext consumer = connection.getStreamContext(stream).createOrderedConsumer(
-        new OrderedConsumerConfiguration().deliverPolicy(DeliverPolicy.ByStartSequence).startSequence(1));
+        filter == null ? configuration : configuration.filterSubject(filter));
     long first = 0;
     long last = 0;
-    long bytes = 0;
     long cpuAtFirst = 0;
+    long bytes = 0;
     try (IterableConsumer messages = consumer.iterate(ConsumeOptions.builder().batchSize(READ_BATCH).build())) {
       for (long read = 0; read < count; read++) {
         Message message = messages.nextMessage(Duration.ofSeconds(30));
         if (message == null) {
-          throw new IllegalStateException("raw read of " + stream + " stalled after " + read + " messages");
+          throw new IllegalStateException("raw read of " + stream + " " + filter + " stalled after " + read + " messages");
         }
         last = System.nanoTime();
         if (read == 0) {
           first = last;
           cpuAtFirst = Probes.threadCpuNanos();
         }
-        bytes += message.getData().length; // Touch the payload, as any reader would.
+        bytes += message.getData().length;
       }
       messages.stop();
     }
-    double cpuMicros = (Probes.threadCpuNanos() - cpuAtFirst) / 1e3 / count;
     if (bytes <= 0) {
-      throw new IllegalStateException("raw read saw no payload bytes");
+      throw new IllegalStateException("raw read of " + stream + " " + filter + " saw no payload bytes");
     }
-    return new Timed((count - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpuMicros);
+    return new long[] {first, last, Probes.threadCpuNanos() - cpuAtFirst};
   }
 
   /** NatsIO.read() bounded ({@code [1, count + 1)}) on Flink in batch mode. */
@@ -207,11 +264,30 @@ final class Cases {
       String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, DrainTuning tuning,
       Runnable whileLive)
       throws Exception {
-    String id = "drain-" + UUID.randomUUID();
     Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
     tuning.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
+    return drain(pipeline, read(url, stream).withStartSequence(startSequence), stream, count, timeoutMillis, whileLive);
+  }
+
+  /**
+   * NatsIO.read() of {@code partitions} partitions, unbounded, on Flink streaming at {@code
+   * parallelism}, draining a backlog of {@code count} messages; with fasterCopy and disableMetrics,
+   * so that the runner's per-record overheads do not hide how the read scales.
+   */
+  static Timed flinkPartitionedDrain(
+      String url, String stream, int partitions, int parallelism, long count, long checkpointMillis, long timeoutMillis)
+      throws Exception {
+    NatsIO.Read read = read(url, stream).withPartitions(partitionSubject(stream, "{{partition}}"), partitions);
+    Pipeline pipeline = FlinkPipelines.streaming(parallelism, checkpointMillis);
+    DrainTuning.FASTER_COPY_NO_METRICS.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
+    return drain(pipeline, read, stream, count, timeoutMillis, () -> {});
+  }
+
+  private static Timed drain(Pipeline pipeline, NatsIO.Read read, String stream, long count, long timeoutMillis, Runnable whileLive)
+      throws Exception {
+    String id = "drain-" + UUID.randomUUID();
     pipeline
-        .apply(read(url, stream).withStartSequence(startSequence))
+        .apply(read)
         .apply(Probes.countInto(id));
     long start = System.nanoTime();
     PipelineResult result = pipeline.run();
