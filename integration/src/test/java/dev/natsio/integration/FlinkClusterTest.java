@@ -141,7 +141,14 @@ public class FlinkClusterTest {
       String[] args = withStreaming("--natsUrl=" + server.url(), "--inputStream=savepoint_in", "--outputSubject=savepoint.out");
       String first = cluster.submit(WindowedCounts.class.getName(), args);
       cluster.awaitJobRunning(first, JOB_TIMEOUT);
-      awaitStoredAtLeast("savepoint_out", 3);
+      try {
+        awaitStoredAtLeast("savepoint_out", 3);
+      } catch (AssertionError e) {
+        // Seen once in CI (the first job wrote no window in 120 s): say where it stood.
+        throw new AssertionError(e.getMessage() + "; published " + traffic.published() + ", stored in savepoint_in "
+            + uncheckedMessageCount(jsm(), "savepoint_in") + ", records the read sent "
+            + cluster.recordsSent(first, "Read/Read stream savepoint_in"), e);
+      }
       // The read has one split: Beam's Flink source ends the subtask without one soon after the
       // start, and a stop with savepoint taken while it ends fails ("Task local checkpoint failure").
       FlinkTestCluster.await("the read's subtask without a split to finish", JOB_TIMEOUT,
