@@ -16,6 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
@@ -99,6 +100,9 @@ final class JetStreamReadCore {
   /** The latest look-ahead per position; entries behind a newer position of the same filters go. */
   private final Map<LookAheadKey, LookAhead> lookAheads = new ConcurrentHashMap<>();
   private volatile @Nullable RuntimeException refusal;
+  /** Failures met on background threads, where metrics do not count, until the task thread reports them. */
+  private final AtomicLong uncountedProbeFailures = new AtomicLong();
+  private final AtomicLong requestsStarted = new AtomicLong();
 
   JetStreamReadCore(NatsIO.ReadSourceDescriptors spec, String stream) {
     this.spec = spec;
@@ -189,7 +193,7 @@ final class JetStreamReadCore {
     if (refusal != null) {
       throw refusal;
     }
-    probeFailures.inc();
+    uncountedProbeFailures.incrementAndGet();
     long now = System.currentTimeMillis();
     if (now - lastWarnMillis >= WARN_INTERVAL_MILLIS) {
       lastWarnMillis = now;
@@ -267,12 +271,30 @@ final class JetStreamReadCore {
     }
   }
 
-  /** Throws, on the caller's thread, a refusal a background request met (e.g. the stream was deleted). */
-  void throwIfRefused() {
+  /**
+   * On the runner's task thread, where metrics count: adds the transient failures background
+   * requests met since the last call to {@code NatsIO/probeFailures/<stream>}, and throws a refusal
+   * one met (e.g. the stream was deleted).
+   */
+  void collectBackgroundResults() {
+    long failures = uncountedProbeFailures.getAndSet(0);
+    if (failures > 0) {
+      probeFailures.inc(failures);
+    }
     RuntimeException refused = refusal;
     if (refused != null) {
       throw refused;
     }
+  }
+
+  /** Background requests started so far (for tests). */
+  long requestsStarted() {
+    return requestsStarted.get();
+  }
+
+  /** Background requests started and not yet answered or failed (for tests). */
+  int requestsInFlight() {
+    return (statsRefreshing.get() ? 1 : 0) + (lookingAhead.get() ? 1 : 0);
   }
 
   /**
@@ -315,6 +337,7 @@ final class JetStreamReadCore {
   }
 
   private void inBackground(AtomicBoolean running, Runnable request) {
+    requestsStarted.incrementAndGet();
     try {
       CompletableFuture.runAsync(() -> {
         try {

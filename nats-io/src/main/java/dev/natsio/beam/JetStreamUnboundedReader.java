@@ -122,7 +122,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   public boolean advance() throws IOException {
     current = null;
     currentTimestamp = null;
-    core.throwIfRefused();
+    core.collectBackgroundResults();
     if (reader == null && !open()) {
       return false;
     }

@@ -286,7 +286,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     boolean failed = true;
     try {
       while (true) {
-        core.throwIfRefused();
+        core.collectBackgroundResults();
         core.refreshStatsInBackground(this::metadata);
         if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
           // withMaxNumRecords is reached or withMaxReadTime is up: the read ends here, without
@@ -465,7 +465,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     }
   }
 
-  private JetStreamReadCore core(String stream) {
+  JetStreamReadCore core(String stream) {
     ConcurrentHashMap<String, JetStreamReadCore> byStream = cores;
     if (byStream == null) {
       synchronized (this) {
