@@ -14,7 +14,10 @@ import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -49,7 +52,8 @@ import org.slf4j.LoggerFactory;
  * user lacks permission for the request's API subject, any other JetStream API error) fail the
  * read with a {@link NatsIOException} naming the stream, and the permission where that is the
  * cause: waiting would not help. An outage (the server is away, reconnecting or has no JetStream
- * leader: the request timed out without a permission error) is retried after {@link
+ * leader: the request timed out without a permission error, or JetStream answered that it is
+ * temporarily unavailable) is retried after {@link
  * #REOPEN_BACKOFF_MILLIS}, logged at WARN at most every {@link #WARN_INTERVAL_MILLIS} and counted
  * in {@code NatsIO/probeFailures/<stream>}. jnats reports a publish permission violation only to
  * the connection's error listener and lets the request time out, so the listener NatsIO installs
@@ -103,6 +107,8 @@ final class JetStreamReadCore {
   /** Failures met on background threads, where metrics do not count, until the task thread reports them. */
   private final AtomicLong uncountedProbeFailures = new AtomicLong();
   private final AtomicLong requestsStarted = new AtomicLong();
+  /** Consumers being opened in the background, by the position they start at. */
+  private final Map<JetStreamReader.Position, CompletableFuture<Void>> opening = new ConcurrentHashMap<>();
 
   JetStreamReadCore(NatsIO.ReadSourceDescriptors spec, String stream) {
     this.spec = spec;
@@ -193,13 +199,18 @@ final class JetStreamReadCore {
     if (refusal != null) {
       throw refusal;
     }
+    outage(what, e.getMessage(), e);
+  }
+
+  /** Counts a request the server did not answer, and warns at most every {@link #WARN_INTERVAL_MILLIS}. */
+  private void outage(String what, @Nullable String problem, Exception e) {
     uncountedProbeFailures.incrementAndGet();
     long now = System.currentTimeMillis();
     if (now - lastWarnMillis >= WARN_INTERVAL_MILLIS) {
       lastWarnMillis = now;
       LOG.warn("Could not {} in JetStream stream '{}' on {} ({}); retrying. Further failures are counted in "
               + "NatsIO/probeFailures/{} and logged at most once a minute.",
-          what, stream, spec.getConnectionConfiguration().displayServers(), e.getMessage(), stream);
+          what, stream, spec.getConnectionConfiguration().displayServers(), problem, stream);
     } else {
       LOG.debug("Could not {} in JetStream stream '{}'; retrying", what, stream, e);
     }
@@ -336,6 +347,48 @@ final class JetStreamReadCore {
     return latest;
   }
 
+  /**
+   * A reader at {@code position}: the one parked there, or a new one opened on a background thread
+   * and parked there for {@code owner}, waited for at most {@code wait}. Null when it is not open
+   * yet: still opening (the next call waits for it again), or the server did not answer (counted,
+   * and opened again by the next call). A refusal throws.
+   */
+  @Nullable JetStreamReader takeOrOpen(JetStreamReader.Position position, int batchSize, Object owner, java.time.Duration wait)
+      throws InterruptedException {
+    JetStreamReader parked = JetStreamReader.PARKED.take(position);
+    if (parked != null) {
+      return parked;
+    }
+    CompletableFuture<Void> open = opening.computeIfAbsent(position, at -> {
+      requestsStarted.incrementAndGet();
+      return CompletableFuture.runAsync(() -> {
+        try {
+          JetStreamReader reader =
+              JetStreamReader.open(at.connection, at.stream, at.filterSubjects, at.nextSequence, batchSize);
+          JetStreamReader.PARKED.park(at, reader, owner);
+        } catch (NatsIOException e) {
+          if (!isOutage(e)) {
+            refusal = e;
+          } else {
+            outage("open a consumer", e.getMessage(), e);
+          }
+        } catch (RuntimeException e) {
+          refusal = e;
+        }
+      }, REQUESTS);
+    });
+    try {
+      open.get(wait.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (TimeoutException e) {
+      return null; // Still opening: the server may have no JetStream leader. The runner's thread moves on.
+    } catch (ExecutionException e) {
+      throw new IllegalStateException(e.getCause()); // The task catches everything itself.
+    }
+    opening.remove(position, open);
+    collectBackgroundResults();
+    return JetStreamReader.PARKED.take(position);
+  }
+
   private void inBackground(AtomicBoolean running, Runnable request) {
     requestsStarted.incrementAndGet();
     try {
@@ -365,7 +418,7 @@ final class JetStreamReadCore {
    * server is away for now (wait and retry); false for a refusal, which fails the read.
    */
   static boolean isOutage(NatsIOException e) {
-    return e.getCause() instanceof IOException;
+    return e.getCause() instanceof IOException || JetStreamMetadata.isTemporarilyUnavailable(e.getCause());
   }
 
   // ---- Stream statistics -----------------------------------------------------------------------

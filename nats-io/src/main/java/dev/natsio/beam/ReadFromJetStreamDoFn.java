@@ -254,26 +254,19 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       throws InterruptedException {
     String stream = descriptor.getStream();
     List<String> filters = descriptor.getFilterSubjects();
-    NatsIO.ConnectionConfiguration connection = spec.getConnectionConfiguration();
     JetStreamReadCore core = core(stream);
     reportLineage(stream);
 
     LimitedOffsetRange budget = tracker.currentRestriction();
     long nextSequence = budget.getRange().getFrom();
-    JetStreamReader reader = JetStreamReader.PARKED.take(position(descriptor, nextSequence));
+    core.collectBackgroundResults();
+    // Opened in the background, waited for no longer than a poll: a server without a JetStream
+    // leader would hold this thread for a request timeout.
+    JetStreamReader reader = core.takeOrOpen(position(descriptor, nextSequence), spec.getBatchSize(), this, POLL_TIMEOUT);
     if (reader == null) {
-      try {
-        reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
-      } catch (NatsIOException e) {
-        if (!JetStreamReadCore.isOutage(e)) {
-          throw e; // A refusal (e.g. the stream was deleted), not an outage: waiting will not help.
-        }
-        // The server is away or has no JetStream leader for now (a restart, an election): wait for
-        // it rather than fail the bundle, which on Flink would restart the job from a checkpoint.
-        LOG.info("JetStream at {} does not answer for stream {} ({}); the read resumes when it does",
-            connection.displayServers(), stream, e.getMessage());
-        return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
-      }
+      // Still opening, or the server is away or has no JetStream leader for now (a restart, an
+      // election): wait for it rather than fail the bundle, which on Flink would restart the job.
+      return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
     }
     @Nullable Instant stopTime = descriptor.getStopTime();
     ManualWatermarkEstimator<Instant> manualWatermark =
