@@ -268,6 +268,11 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     core.metrics().recordBacklog(backlogMessages);
   }
 
+  /** The read core this reader runs its requests through (for tests). */
+  JetStreamReadCore core() {
+    return core;
+  }
+
   @Override
   public NatsMessage getCurrent() {
     if (current == null) {

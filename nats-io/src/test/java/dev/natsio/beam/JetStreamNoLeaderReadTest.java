@@ -23,6 +23,7 @@ import java.util.stream.LongStream;
 import org.apache.beam.runners.core.metrics.MetricsContainerImpl;
 import org.apache.beam.sdk.metrics.MetricName;
 import org.apache.beam.sdk.metrics.MetricsEnvironment;
+import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.SplitResult;
@@ -38,7 +39,7 @@ import org.joda.time.Instant;
 import org.junit.Test;
 
 /**
- * The splittable read against a server that stays connected while JetStream has no leader: a
+ * Both read forms against a server that stays connected while JetStream has no leader: a
  * 3-node cluster with an R3 stream, two nodes killed, the client on the survivor, whose JetStream
  * requests then go unanswered until a timeout.
  */
@@ -74,6 +75,46 @@ public class JetStreamNoLeaderReadTest {
         assertThat(core.requestsStarted(), equalTo(started));
       } finally {
         read.close();
+      }
+    }
+  }
+
+  @Test
+  public void sourceReaderAdvancesWhileItsBackgroundRequestsStayUnanswered() throws Exception {
+    try (NatsTestCluster cluster = NatsTestCluster.ofThree().start()) {
+      int survivor = createReplicatedStream(cluster);
+      NatsIO.Read read = NatsIO.read().withServers(cluster.node(survivor).url()).withStream(STREAM);
+      read = read.withConnectionConfiguration(
+          read.toReadSourceDescriptors().getConnectionConfiguration().withConnectTimeout(Duration.standardSeconds(60)));
+      JetStreamUnboundedSource source = new JetStreamUnboundedSource(read.toReadSourceDescriptors(), read.toDescriptor());
+      try (JetStreamUnboundedReader reader = (JetStreamUnboundedReader) source.createReader(PipelineOptionsFactory.create(), null)) {
+        List<Long> sequences = new ArrayList<>();
+        long deadline = System.currentTimeMillis() + 60_000;
+        for (boolean available = reader.start(); sequences.size() < 10 && System.currentTimeMillis() < deadline; available = reader.advance()) {
+          if (available) {
+            sequences.add(reader.getCurrent().getSequence());
+          }
+        }
+        assertThat(sequences, equalTo(range(1, 10)));
+
+        loseLeader(cluster, survivor);
+        JetStreamReadCore core = reader.core();
+        // The calls start a statistics refresh and a look-ahead in the background, each when due.
+        deadline = System.currentTimeMillis() + 60_000;
+        while (core.requestsInFlight() < 2 && System.currentTimeMillis() < deadline) {
+          assertThat(reader.advance(), equalTo(false));
+        }
+        assertThat("background requests outstanding", core.requestsInFlight(), equalTo(2));
+        long started = core.requestsStarted();
+        int returned = 0;
+        while (returned < 3 && core.requestsInFlight() == 2 && core.requestsStarted() == started) {
+          reader.advance();
+          returned++;
+        }
+
+        assertThat("calls returned while the requests started before them were unanswered", returned, equalTo(3));
+        assertThat(core.requestsInFlight(), equalTo(2));
+        assertThat(core.requestsStarted(), equalTo(started));
       }
     }
   }
