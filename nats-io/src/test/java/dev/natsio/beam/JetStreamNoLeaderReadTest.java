@@ -5,6 +5,7 @@ import static dev.natsio.beam.testing.JetStreamTestData.publish;
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThan;
+import static org.junit.Assert.assertThrows;
 
 import dev.natsio.beam.testing.NatsTestCluster;
 import io.nats.client.Connection;
@@ -151,6 +152,24 @@ public class JetStreamNoLeaderReadTest {
         assertThat(sequences, equalTo(range(1, 20)));
       } finally {
         read.close();
+      }
+    }
+  }
+
+  @Test
+  public void temporarilyUnavailableAnswerToALookAheadIsAnOutageNotARefusal() throws Exception {
+    try (NatsTestCluster cluster = NatsTestCluster.ofThree().start()) {
+      int survivor = createReplicatedStream(cluster);
+      loseLeader(cluster, survivor);
+      awaitTemporarilyUnavailable(cluster, survivor);
+      NatsIO.ConnectionConfiguration configuration =
+          NatsIO.read().withServers(cluster.node(survivor).url()).withStream(STREAM).toReadSourceDescriptors().getConnectionConfiguration();
+      try (NatsConnections.Lease lease = NatsConnections.acquire(configuration)) {
+        JetStreamMetadata metadata = new JetStreamMetadata(lease.connection(), configuration);
+
+        // An IOException is retried as an outage; a NatsIOException would fail the read.
+        java.io.IOException outage = assertThrows(java.io.IOException.class, () -> metadata.nextMessage(STREAM, 1, List.of()));
+        assertThat(((JetStreamApiException) outage.getCause()).getApiErrorCode(), equalTo(JetStreamMetadata.TEMPORARILY_UNAVAILABLE));
       }
     }
   }
