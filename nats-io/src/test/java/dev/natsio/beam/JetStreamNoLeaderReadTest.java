@@ -121,7 +121,7 @@ public class JetStreamNoLeaderReadTest {
   }
 
   @Test
-  public void lookAheadsFailingWithoutLeaderAreCountedWarnedOnceAndTheReadThenContinuesExactlyOnce() throws Exception {
+  public void requestsFailingWithoutLeaderAreCountedWarnedOnceAndTheReadThenContinuesExactlyOnce() throws Exception {
     try (NatsTestCluster cluster = NatsTestCluster.ofThree().start(); LogCapture log = new LogCapture()) {
       int survivor = createReplicatedStream(cluster);
       MetricsContainerImpl metrics = new MetricsContainerImpl("read");
@@ -130,8 +130,8 @@ public class JetStreamNoLeaderReadTest {
         List<Long> sequences = new ArrayList<>(read.until(10));
 
         loseLeader(cluster, survivor);
-        // First requests go unanswered; then the survivor answers "temporarily unavailable" (10008).
-        // Both are outages: counted, never a failure of the read.
+        // Requests (a new consumer for the one lost, look-aheads) go unanswered or are answered
+        // "temporarily unavailable" (10008): outages, counted, never a failure of the read.
         awaitTemporarilyUnavailable(cluster, survivor);
         long before = probeFailures(metrics);
         long deadline = System.currentTimeMillis() + 60_000;
