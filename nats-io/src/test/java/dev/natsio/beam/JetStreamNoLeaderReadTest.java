@@ -19,22 +19,17 @@ import java.io.Closeable;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import java.util.stream.LongStream;
 import org.apache.beam.runners.core.metrics.MetricsContainerImpl;
 import org.apache.beam.sdk.metrics.MetricName;
 import org.apache.beam.sdk.metrics.MetricsEnvironment;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
-import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.splittabledofn.RestrictionTracker;
 import org.apache.beam.sdk.transforms.splittabledofn.SplitResult;
 import org.apache.beam.sdk.transforms.splittabledofn.WatermarkEstimator;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
-import org.apache.beam.sdk.transforms.windowing.GlobalWindow;
-import org.apache.beam.sdk.transforms.windowing.PaneInfo;
-import org.apache.beam.sdk.values.Row;
-import org.apache.beam.sdk.values.TupleTag;
-import org.apache.beam.sdk.values.WindowedValues;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
 import org.junit.Test;
@@ -58,22 +53,7 @@ public class JetStreamNoLeaderReadTest {
         assertThat(read.until(10), equalTo(range(1, 10)));
 
         loseLeader(cluster, survivor);
-        JetStreamReadCore core = read.fn.core(STREAM);
-        // The calls start a statistics refresh and a look-ahead in the background, each when due.
-        for (int call = 0; call < 20 && core.requestsInFlight() < 2; call++) {
-          read.call();
-        }
-        assertThat("background requests outstanding", core.requestsInFlight(), equalTo(2));
-        long started = core.requestsStarted();
-        int returned = 0;
-        while (returned < 3 && core.requestsInFlight() == 2 && core.requestsStarted() == started) {
-          read.call();
-          returned++;
-        }
-
-        assertThat("calls returned while the requests started before them were unanswered", returned, equalTo(3));
-        assertThat(core.requestsInFlight(), equalTo(2));
-        assertThat(core.requestsStarted(), equalTo(started));
+        assertCallsReturnWhileTheirRequestsStayUnanswered(read.fn.core(STREAM), read::call);
       } finally {
         read.close();
       }
@@ -99,23 +79,7 @@ public class JetStreamNoLeaderReadTest {
         assertThat(sequences, equalTo(range(1, 10)));
 
         loseLeader(cluster, survivor);
-        JetStreamReadCore core = reader.core();
-        // The calls start a statistics refresh and a look-ahead in the background, each when due.
-        deadline = System.currentTimeMillis() + 60_000;
-        while (core.requestsInFlight() < 2 && System.currentTimeMillis() < deadline) {
-          assertThat(reader.advance(), equalTo(false));
-        }
-        assertThat("background requests outstanding", core.requestsInFlight(), equalTo(2));
-        long started = core.requestsStarted();
-        int returned = 0;
-        while (returned < 3 && core.requestsInFlight() == 2 && core.requestsStarted() == started) {
-          reader.advance();
-          returned++;
-        }
-
-        assertThat("calls returned while the requests started before them were unanswered", returned, equalTo(3));
-        assertThat(core.requestsInFlight(), equalTo(2));
-        assertThat(core.requestsStarted(), equalTo(started));
+        assertCallsReturnWhileTheirRequestsStayUnanswered(reader.core(), reader::advance);
       }
     }
   }
@@ -176,6 +140,27 @@ public class JetStreamNoLeaderReadTest {
 
   // ---- Helpers ---------------------------------------------------------------------------------
 
+  /**
+   * Calls until a statistics refresh and a look-ahead are both under way in the background, then
+   * three more times: each of those calls must return while the same two requests stay unanswered.
+   */
+  private static void assertCallsReturnWhileTheirRequestsStayUnanswered(JetStreamReadCore core, Callable<?> call) throws Exception {
+    for (int calls = 0; calls < 20 && core.requestsInFlight() < 2; calls++) {
+      call.call();
+    }
+    assertThat("background requests outstanding", core.requestsInFlight(), equalTo(2));
+    long started = core.requestsStarted();
+    int returned = 0;
+    while (returned < 3 && core.requestsInFlight() == 2 && core.requestsStarted() == started) {
+      call.call();
+      returned++;
+    }
+
+    assertThat("calls returned while the requests started before them were unanswered", returned, equalTo(3));
+    assertThat(core.requestsInFlight(), equalTo(2));
+    assertThat(core.requestsStarted(), equalTo(started));
+  }
+
   /** A splittable read of the stream through node 0 only, called as a runner calls it. */
   private static final class Read {
     final ReadFromJetStreamDoFn fn;
@@ -196,7 +181,7 @@ public class JetStreamNoLeaderReadTest {
     /** One call, then the checkpoint a runner takes when it returns "resume"; the sequences output. */
     List<Long> call() throws Exception {
       List<Long> sequences = Collections.synchronizedList(new ArrayList<>());
-      fn.processElement(descriptor, tracker, watermark, receiver(sequences));
+      fn.processElement(descriptor, tracker, watermark, ReadFromJetStreamDoFnTest.receiver(sequences));
       SplitResult<LimitedOffsetRange> split = tracker.trySplit(0);
       if (split != null) {
         tracker = fn.newTracker(descriptor, split.getResidual());
@@ -305,26 +290,6 @@ public class JetStreamNoLeaderReadTest {
 
   private static long warnings(String log) {
     return log.lines().filter(line -> line.contains("WARN") && line.contains("NatsIO/probeFailures/" + STREAM)).count();
-  }
-
-  private static DoFn.MultiOutputReceiver receiver(List<Long> sequences) {
-    return new DoFn.MultiOutputReceiver() {
-      @Override
-      @SuppressWarnings("unchecked")
-      public <T> DoFn.OutputReceiver<T> get(TupleTag<T> tag) {
-        return value -> WindowedValues.<T>builder()
-            .setValue(value)
-            .setTimestamp(BoundedWindow.TIMESTAMP_MIN_VALUE)
-            .setWindow(GlobalWindow.INSTANCE)
-            .setPaneInfo(PaneInfo.NO_FIRING)
-            .setReceiver(windowed -> sequences.add(((NatsMessage) windowed.getValue()).getSequence()));
-      }
-
-      @Override
-      public <T> DoFn.OutputReceiver<Row> getRowReceiver(TupleTag<T> tag) {
-        throw new UnsupportedOperationException();
-      }
-    };
   }
 
   private static List<Long> range(long fromInclusive, long toInclusive) {
