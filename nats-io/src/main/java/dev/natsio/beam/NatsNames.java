@@ -29,7 +29,7 @@ final class NatsNames {
   }
 
   private static String check(@Nullable String name, String what, String method, String hint) {
-    if (name == null || name.isEmpty()) {
+    if (name == null || name.isBlank()) {
       throw new IllegalArgumentException(method + " needs a JetStream " + what + " name. " + hint + ".");
     }
     for (int i = 0; i < name.length(); i++) {

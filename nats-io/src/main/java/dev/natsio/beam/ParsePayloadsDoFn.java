@@ -11,6 +11,8 @@ import org.apache.beam.sdk.values.Row;
 import org.checkerframework.checker.nullness.qual.Nullable;
 import org.joda.time.Duration;
 import org.joda.time.Instant;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The DoFn behind {@link ParsePayloads}: parses each message's payload with a {@link
@@ -34,11 +36,16 @@ import org.joda.time.Instant;
  * <h2>Metrics</h2>
  *
  * <p>Counters in the {@code NatsIO} namespace: {@code rowsParsed}, {@code badRecords} (any policy)
- * and {@code badRecordsDropped}.
+ * and {@code badRecordsDropped}. A dropped record is also logged at WARN, the first one at once and
+ * then at most one a minute per DoFn instance with the number dropped since, so a pipeline that
+ * drops everything (a wrong schema, say) does not do it silently; the line names the record and the
+ * problem, never the payload.
  */
 final class ParsePayloadsDoFn extends DoFn<NatsMessage, Row> {
   private static final long serialVersionUID = 1L;
   private static final String METRICS_NAMESPACE = "NatsIO";
+  private static final Logger LOG = LoggerFactory.getLogger(ParsePayloadsDoFn.class);
+  private static final long DROP_LOG_INTERVAL_MILLIS = 60_000;
 
   private final NatsFormat format;
   private final Schema outputSchema;
@@ -51,6 +58,8 @@ final class ParsePayloadsDoFn extends DoFn<NatsMessage, Row> {
   private final Counter badRecordsDropped = Metrics.counter(METRICS_NAMESPACE, "badRecordsDropped");
 
   private transient @Nullable PayloadParser parser;
+  private transient long lastDropLogMillis = Long.MIN_VALUE;
+  private transient long droppedSinceLog;
 
   ParsePayloadsDoFn(ParsePayloads spec, Schema outputSchema) {
     this.format = spec.getFormat();
@@ -120,6 +129,7 @@ final class ParsePayloadsDoFn extends DoFn<NatsMessage, Row> {
     switch (policy) {
       case DROP:
         badRecordsDropped.inc();
+        logDropped(description);
         return;
       case ROUTE:
         NatsMessage failed = record.line == 0 ? message
@@ -134,6 +144,19 @@ final class ParsePayloadsDoFn extends DoFn<NatsMessage, Row> {
                 + " withDropBadRecords().",
             error);
     }
+  }
+
+  private void logDropped(String description) {
+    droppedSinceLog++;
+    long now = System.currentTimeMillis();
+    if (lastDropLogMillis != Long.MIN_VALUE && now - lastDropLogMillis < DROP_LOG_INTERVAL_MILLIS) {
+      return;
+    }
+    LOG.warn("Dropped {} bad record(s) (withDropBadRecords) since the last such line; the latest: {}. They are"
+        + " counted in NatsIO/badRecordsDropped; use withBadRecordErrorHandler(...) to keep them.",
+        droppedSinceLog, description);
+    lastDropLogMillis = now;
+    droppedSinceLog = 0;
   }
 
   /**

@@ -10,6 +10,7 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.instanceOf;
+import static org.hamcrest.Matchers.not;
 import static org.junit.Assert.assertThrows;
 
 import dev.natsio.beam.testing.NatsTestServer;
@@ -17,7 +18,9 @@ import io.nats.client.Connection;
 import io.nats.client.api.PublishAck;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.nio.charset.StandardCharsets;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -32,6 +35,7 @@ import org.apache.beam.sdk.metrics.MetricsFilter;
 import org.apache.beam.sdk.testing.PAssert;
 import org.apache.beam.sdk.testing.TestPipeline;
 import org.apache.beam.sdk.transforms.Count;
+import org.apache.beam.sdk.transforms.Create;
 import org.apache.beam.sdk.transforms.Flatten;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -47,6 +51,7 @@ import org.junit.BeforeClass;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
+import org.joda.time.Instant;
 
 /**
  * Each bad-record policy of {@link NatsIO#parsePayloads} against payloads published to a real
@@ -188,6 +193,21 @@ public class NatsFormatBadDataTest {
     assertThat(counter(result, "badRecordsDropped"), equalTo((long) BAD_PAYLOADS));
     assertThat(counter(result, "badRecords"), equalTo((long) BAD_PAYLOADS));
     assertThat(counter(result, "rowsParsed"), equalTo((long) GOOD_ROWS));
+  }
+
+  @Test
+  public void droppingBadRecordsLogsAWarningNamingTheRecordAndTheProblemButNotThePayload() {
+    String secretLookingPayload = "{\"id\": 7, \"name\": \"top-secret-value\"";
+    pipeline
+        .apply(Create.of(NatsMessage.of("json.bad", secretLookingPayload.getBytes(StandardCharsets.UTF_8),
+            Collections.emptyMap(), "S", 5L, Instant.now())).withCoder(NatsMessageCoder.of()))
+        .apply(NatsIO.parsePayloads(NatsFormat.json(ORDER)).withDropBadRecords());
+    try (LogCapture logs = new LogCapture()) {
+      pipeline.run().waitUntilFinish();
+      assertThat(logs.text(), containsString("Dropped 1 bad record(s)"));
+      assertThat(logs.text(), containsString("stream 'S' sequence 5"));
+      assertThat(logs.text(), not(containsString("top-secret-value")));
+    }
   }
 
   // ---- Error handler ---------------------------------------------------------------------------

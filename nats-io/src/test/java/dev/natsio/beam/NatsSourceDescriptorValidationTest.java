@@ -72,6 +72,6 @@ public class NatsSourceDescriptorValidationTest {
   @Test
   public void blankStreamIsRefused() {
     String descriptor = error(() -> NatsSourceDescriptor.of(" "));
-    assertThat(descriptor, containsString("NatsSourceDescriptor needs a JetStream stream"));
+    assertThat(descriptor, containsString("NatsSourceDescriptor.of needs a JetStream stream name"));
   }
 }
