@@ -61,7 +61,7 @@ import org.slf4j.LoggerFactory;
  * <h2>Reading and gaps</h2>
  *
  * <p>Each call takes a {@link JetStreamReader} parked at the restriction's start ({@link
- * JetStreamReader#PARKED}) or opens one, then claims each delivered sequence. The steps both read
+ * JetStreamReader#PARKED}) or opens one (in the background; see below), then claims each delivered sequence. The steps both read
  * forms share (message to element, caught-up and end-of-range checks, failures, statistics) are
  * in {@link JetStreamReadCore}. Sequences have gaps
  * (deletes, purges, filters, limits): claims need only increase. When nothing arrives for a poll
