@@ -96,11 +96,19 @@ import org.slf4j.LoggerFactory;
  * and, once caught up, advances to now less that delay; with processing time it is wall time. A
  * timestamp function that throws sends its message to the bad-record handler when the read has
  * one, and fails the read otherwise.
+ *
+ * <p>A read that found nothing in a poll resumes after {@link #IDLE_RESUME_DELAY} rather than at
+ * once. The Flink runner emits an SDF's watermark only between its bundles, and an immediate
+ * resume starts the next bundle before the watermark update runs: an idle read that resumed at
+ * once held every window after it open for good ({@code FlinkReadSourceDescriptorsTest}). The
+ * delay costs at most that long of extra latency for the first message after a quiet spell.
  */
 abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(ReadFromJetStreamDoFn.class);
   static final java.time.Duration POLL_TIMEOUT = java.time.Duration.ofMillis(250);
   private static final Duration RECONNECT_BACKOFF = Duration.millis(JetStreamReadCore.REOPEN_BACKOFF_MILLIS);
+  /** How long a read that found nothing waits before it polls again; see the class comment. */
+  static final Duration IDLE_RESUME_DELAY = Duration.millis(100);
 
   private final NatsIO.ReadSourceDescriptors spec;
   private final boolean routeBadRecords;
@@ -313,7 +321,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
             advance(manualWatermark, core.idleWatermark(ahead.askedAt));
           }
           failed = false;
-          return ProcessContinuation.resume();
+          return ProcessContinuation.resume().withResumeDelay(IDLE_RESUME_DELAY);
         }
         JetStreamReadCore.Element element = core.toElement(message);
         if (stopTime != null && !element.publishTime.isBefore(stopTime)) {
