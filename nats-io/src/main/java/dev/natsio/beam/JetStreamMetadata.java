@@ -36,6 +36,8 @@ final class JetStreamMetadata {
   static final int STREAM_NOT_FOUND = 10059;
   /** JetStream API error code for "no message found". */
   static final int NO_MESSAGE_FOUND = 10037;
+  /** JetStream API error code for "JetStream system temporarily unavailable": no leader, for now. */
+  static final int TEMPORARILY_UNAVAILABLE = 10008;
 
   private final Connection connection;
   private final JetStreamManagement jsm;
@@ -212,6 +214,9 @@ final class JetStreamMetadata {
           first = next;
         }
       } catch (JetStreamApiException e) {
+        if (isTemporarilyUnavailable(e)) {
+          throw new IOException(e.getMessage(), e); // A cluster without a leader: an outage, not a refusal.
+        }
         if (e.getApiErrorCode() != NO_MESSAGE_FOUND) {
           throw apiRefusal(stream, "$JS.API.STREAM.MSG.GET." + stream, e);
         }
@@ -233,6 +238,9 @@ final class JetStreamMetadata {
    * those subjects.
    */
   @Nullable NatsIOException refusal(String stream, IOException timeout) {
+    if (isTemporarilyUnavailable(timeout.getCause())) {
+      return null;
+    }
     if (timeout.getCause() instanceof JetStreamApiException) {
       return apiRefusal(stream, "the JetStream API", (JetStreamApiException) timeout.getCause());
     }
@@ -260,6 +268,14 @@ final class JetStreamMetadata {
     }
     return new NatsIOException(
         "JetStream refused " + request + " for stream '" + stream + "' on " + servers + ": " + e.getMessage(), e);
+  }
+
+  /**
+   * True for JetStream's answer that it has no leader for the request (a cluster that lost its
+   * quorum, an election): an outage to wait out, as a request without answer is.
+   */
+  static boolean isTemporarilyUnavailable(@Nullable Throwable error) {
+    return error instanceof JetStreamApiException && ((JetStreamApiException) error).getApiErrorCode() == TEMPORARILY_UNAVAILABLE;
   }
 
   /** False while the connection is down or reconnecting: any request now would wait out its timeout. */

@@ -11,6 +11,16 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 import org.apache.beam.sdk.metrics.Counter;
 import org.apache.beam.sdk.metrics.Metrics;
 import org.checkerframework.checker.nullness.qual.Nullable;
@@ -31,10 +41,10 @@ import org.slf4j.LoggerFactory;
  *
  * <h3>Caught up and end of range</h3>
  *
- * <p>{@link #nextMessage} asks the server for the next matching sequence at or after a position;
- * it proves that a bounded range holds nothing more, and {@link #caughtUpAt} that a live read has
- * read everything stored, so its watermark may advance ({@link #idleWatermark}). Both read "now"
- * before asking: a message stored after the answer was given is stamped later than that.
+ * <p>{@link #lookAhead} asks the server for the next matching sequence at or after a position;
+ * its answer proves that a bounded range holds nothing more, or that a live read has read
+ * everything stored, so its watermark may advance ({@link #idleWatermark}). It reads "now" before
+ * asking: a message stored after the answer was given is stamped later than that.
  *
  * <h3>Failures</h3>
  *
@@ -42,11 +52,22 @@ import org.slf4j.LoggerFactory;
  * user lacks permission for the request's API subject, any other JetStream API error) fail the
  * read with a {@link NatsIOException} naming the stream, and the permission where that is the
  * cause: waiting would not help. An outage (the server is away, reconnecting or has no JetStream
- * leader: the request timed out without a permission error) is retried after {@link
+ * leader: the request timed out without a permission error, or JetStream answered that it is
+ * temporarily unavailable) is retried after {@link
  * #REOPEN_BACKOFF_MILLIS}, logged at WARN at most every {@link #WARN_INTERVAL_MILLIS} and counted
  * in {@code NatsIO/probeFailures/<stream>}. jnats reports a publish permission violation only to
  * the connection's error listener and lets the request time out, so the listener NatsIO installs
  * ({@link NatsConnections.ConnectionErrors}) keeps the denied subjects for {@link #refusal} to see.
+ *
+ * <h3>Off the task thread</h3>
+ *
+ * <p>Runners call both forms on their task threads, which a request must not hold for its timeout
+ * while the server is away or connected without a JetStream leader. So the forms never ask the
+ * server themselves once reading: {@link #refreshStatsInBackground} and {@link #lookAhead} start
+ * the request on a shared daemon pool ({@link #REQUESTS}) and return at once with the latest answer
+ * they have, and {@link #throwIfRefused} throws a refusal a background request met. One look-ahead
+ * per stream runs at a time, each position asked at most every {@link #LOOK_AHEAD_INTERVAL_MILLIS};
+ * one statistics refresh at a time, at most every {@link #STATS_TTL_MILLIS}.
  *
  * <h3>Stream statistics</h3>
  *
@@ -63,6 +84,14 @@ final class JetStreamReadCore {
   static final long STATS_TTL_MILLIS = 1_000;
   /** Transient probe failures of one stream are logged at most this often. */
   static final long WARN_INTERVAL_MILLIS = 60_000;
+  /** How often one position is asked what lies after it while the read finds nothing new. */
+  static final long LOOK_AHEAD_INTERVAL_MILLIS = 250;
+  /** Runs the reads' requests to the server, so that none blocks a runner's task thread. */
+  static final ExecutorService REQUESTS = Executors.newCachedThreadPool(runnable -> {
+    Thread thread = new Thread(runnable, "natsio-read-requests");
+    thread.setDaemon(true);
+    return thread;
+  });
 
   private final NatsIO.ReadSourceDescriptors spec;
   private final String stream;
@@ -70,6 +99,16 @@ final class JetStreamReadCore {
   private final Counter probeFailures;
   private volatile StreamStats stats = StreamStats.UNKNOWN;
   private volatile long lastWarnMillis;
+  private final AtomicBoolean statsRefreshing = new AtomicBoolean();
+  private final AtomicBoolean lookingAhead = new AtomicBoolean();
+  /** The latest look-ahead per position; entries behind a newer position of the same filters go. */
+  private final Map<LookAheadKey, LookAhead> lookAheads = new ConcurrentHashMap<>();
+  private volatile @Nullable RuntimeException refusal;
+  /** Failures met on background threads, where metrics do not count, until the task thread reports them. */
+  private final AtomicLong uncountedProbeFailures = new AtomicLong();
+  private final AtomicLong requestsStarted = new AtomicLong();
+  /** Consumers being opened in the background, by the position they start at. */
+  private final Map<JetStreamReader.Position, CompletableFuture<Void>> opening = new ConcurrentHashMap<>();
 
   JetStreamReadCore(NatsIO.ReadSourceDescriptors spec, String stream) {
     this.spec = spec;
@@ -155,50 +194,23 @@ final class JetStreamReadCore {
 
   // ---- Caught up and end of range --------------------------------------------------------------
 
-  /**
-   * The time, read before asking, at which the server held nothing matching {@code filters} at or
-   * after {@code nextSequence}; null when it did, or when the server did not answer (an outage:
-   * logged and counted). Refusals throw.
-   */
-  @Nullable Instant caughtUpAt(JetStreamMetadata metadata, List<String> filters, long nextSequence) {
-    if (!metadata.isConnected()) {
-      return null; // Reconnecting: a request would wait out its whole timeout on the caller's thread.
-    }
-    Instant now = Instant.now();
-    try {
-      return metadata.nextMessage(stream, nextSequence, filters) == null ? now : null;
-    } catch (IOException e) {
-      transientFailure(metadata, "check whether it has caught up", e);
-      return null;
-    }
-  }
-
-  /**
-   * The first message at or after {@code sequence} on {@code filters}, or null when there is none.
-   * Throws {@link IOException} when the server did not answer (logged and counted), and {@link
-   * NatsIOException} for a refusal.
-   */
-  @Nullable MessageInfo nextMessage(JetStreamMetadata metadata, List<String> filters, long sequence) throws IOException {
-    try {
-      return metadata.nextMessage(stream, sequence, filters);
-    } catch (IOException e) {
-      transientFailure(metadata, "look for the end of its range", e);
-      throw e;
-    }
-  }
-
   private void transientFailure(JetStreamMetadata metadata, String what, IOException e) {
     NatsIOException refusal = metadata.refusal(stream, e);
     if (refusal != null) {
       throw refusal;
     }
-    probeFailures.inc();
+    outage(what, e.getMessage(), e);
+  }
+
+  /** Counts a request the server did not answer, and warns at most every {@link #WARN_INTERVAL_MILLIS}. */
+  private void outage(String what, @Nullable String problem, Exception e) {
+    uncountedProbeFailures.incrementAndGet();
     long now = System.currentTimeMillis();
     if (now - lastWarnMillis >= WARN_INTERVAL_MILLIS) {
       lastWarnMillis = now;
       LOG.warn("Could not {} in JetStream stream '{}' on {} ({}); retrying. Further failures are counted in "
               + "NatsIO/probeFailures/{} and logged at most once a minute.",
-          what, stream, spec.getConnectionConfiguration().displayServers(), e.getMessage(), stream);
+          what, stream, spec.getConnectionConfiguration().displayServers(), problem, stream);
     } else {
       LOG.debug("Could not {} in JetStream stream '{}'; retrying", what, stream, e);
     }
@@ -226,6 +238,179 @@ final class JetStreamReadCore {
     }
   }
 
+  // ---- Off the task thread ---------------------------------------------------------------------
+
+  /** What the server held after a position: the next matching message, if any, and when it was asked. */
+  static final class LookAhead {
+    /** Read before asking: a message stored after the answer is stamped later than this. */
+    final Instant askedAt;
+    final long startedAtMillis;
+    /** Null when nothing matching was stored at or after the position. */
+    final @Nullable Long nextSequence;
+    final @Nullable Instant nextPublishTime;
+
+    LookAhead(Instant askedAt, long startedAtMillis, @Nullable MessageInfo next) {
+      this.askedAt = askedAt;
+      this.startedAtMillis = startedAtMillis;
+      this.nextSequence = next == null ? null : next.getSeq();
+      this.nextPublishTime = next == null ? null : toInstant(next.getTime());
+    }
+
+    /** True when the server held nothing matching at or after the position. */
+    boolean caughtUp() {
+      return nextSequence == null;
+    }
+  }
+
+  private static final class LookAheadKey {
+    final List<String> filters;
+    final long position;
+
+    LookAheadKey(List<String> filters, long position) {
+      this.filters = filters;
+      this.position = position;
+    }
+
+    @Override
+    public boolean equals(@Nullable Object other) {
+      return other instanceof LookAheadKey && ((LookAheadKey) other).position == position && ((LookAheadKey) other).filters.equals(filters);
+    }
+
+    @Override
+    public int hashCode() {
+      return Long.hashCode(position) * 31 + filters.hashCode();
+    }
+  }
+
+  /**
+   * On the runner's task thread, where metrics count: adds the transient failures background
+   * requests met since the last call to {@code NatsIO/probeFailures/<stream>}, and throws a refusal
+   * one met (e.g. the stream was deleted).
+   */
+  void collectBackgroundResults() {
+    long failures = uncountedProbeFailures.getAndSet(0);
+    if (failures > 0) {
+      probeFailures.inc(failures);
+    }
+    RuntimeException refused = refusal;
+    if (refused != null) {
+      throw refused;
+    }
+  }
+
+  /** Background requests started so far (for tests). */
+  long requestsStarted() {
+    return requestsStarted.get();
+  }
+
+  /** Background requests started and not yet answered or failed (for tests). */
+  int requestsInFlight() {
+    return (statsRefreshing.get() ? 1 : 0) + (lookingAhead.get() ? 1 : 0);
+  }
+
+  /**
+   * Starts a refresh of the stream's statistics on a background thread when due and none runs;
+   * never waits. Callers read the result through {@link #stats()}.
+   */
+  void refreshStatsInBackground(Supplier<JetStreamMetadata> metadata) {
+    if (System.currentTimeMillis() - stats.fetchedAtMillis < STATS_TTL_MILLIS || !statsRefreshing.compareAndSet(false, true)) {
+      return;
+    }
+    inBackground(statsRefreshing, () -> refreshStatsIfDue(metadata.get()));
+  }
+
+  /**
+   * The latest answer to "what is stored at or after {@code position} on {@code filters}", or null
+   * before the first; starts a new request on a background thread when the latest is older than
+   * {@link #LOOK_AHEAD_INTERVAL_MILLIS} and no other look-ahead of this stream runs. Never waits.
+   */
+  @Nullable LookAhead lookAhead(Supplier<JetStreamMetadata> metadata, List<String> filters, long position) {
+    LookAheadKey key = new LookAheadKey(filters, position);
+    LookAhead latest = lookAheads.get(key);
+    long now = System.currentTimeMillis();
+    if ((latest == null || now - latest.startedAtMillis >= LOOK_AHEAD_INTERVAL_MILLIS) && lookingAhead.compareAndSet(false, true)) {
+      // Positions only move forward: answers for earlier positions of the same filters are spent.
+      lookAheads.keySet().removeIf(k -> k.filters.equals(filters) && k.position < position);
+      inBackground(lookingAhead, () -> {
+        JetStreamMetadata connected = metadata.get();
+        if (!connected.isConnected()) {
+          return; // Reconnecting: a request would only wait out its timeout.
+        }
+        Instant askedAt = Instant.now();
+        try {
+          lookAheads.put(key, new LookAhead(askedAt, now, connected.nextMessage(stream, position, filters)));
+        } catch (IOException e) {
+          transientFailure(connected, "look at what follows its position", e);
+        }
+      });
+    }
+    return latest;
+  }
+
+  /**
+   * A reader at {@code position}: the one parked there, or a new one opened on a background thread
+   * and parked there for {@code owner}, waited for at most {@code wait}. Null when it is not open
+   * yet: still opening (the next call waits for it again), or the server did not answer (counted,
+   * and opened again by the next call). A refusal throws.
+   */
+  @Nullable JetStreamReader takeOrOpen(JetStreamReader.Position position, int batchSize, Object owner, java.time.Duration wait)
+      throws InterruptedException {
+    JetStreamReader parked = JetStreamReader.PARKED.take(position);
+    if (parked != null) {
+      return parked;
+    }
+    CompletableFuture<Void> open = opening.computeIfAbsent(position, at -> {
+      requestsStarted.incrementAndGet();
+      return CompletableFuture.runAsync(() -> {
+        try {
+          JetStreamReader reader =
+              JetStreamReader.open(at.connection, at.stream, at.filterSubjects, at.nextSequence, batchSize);
+          JetStreamReader.PARKED.park(at, reader, owner);
+        } catch (NatsIOException e) {
+          if (!isOutage(e)) {
+            refusal = e;
+          } else {
+            outage("open a consumer", e.getMessage(), e);
+          }
+        } catch (RuntimeException e) {
+          refusal = e;
+        }
+      }, REQUESTS);
+    });
+    try {
+      open.get(wait.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (TimeoutException e) {
+      return null; // Still opening: the server may have no JetStream leader. The runner's thread moves on.
+    } catch (ExecutionException e) {
+      throw new IllegalStateException(e.getCause()); // The task catches everything itself.
+    }
+    opening.remove(position, open);
+    collectBackgroundResults();
+    return JetStreamReader.PARKED.take(position);
+  }
+
+  private void inBackground(AtomicBoolean running, Runnable request) {
+    requestsStarted.incrementAndGet();
+    try {
+      CompletableFuture.runAsync(() -> {
+        try {
+          request.run();
+        } catch (NatsIOException e) {
+          if (!isOutage(e)) {
+            refusal = e;
+          }
+        } catch (RuntimeException e) {
+          refusal = e;
+        } finally {
+          running.set(false);
+        }
+      }, REQUESTS);
+    } catch (RuntimeException e) {
+      running.set(false);
+      throw e;
+    }
+  }
+
   // ---- Opening ---------------------------------------------------------------------------------
 
   /**
@@ -233,7 +418,7 @@ final class JetStreamReadCore {
    * server is away for now (wait and retry); false for a refusal, which fails the read.
    */
   static boolean isOutage(NatsIOException e) {
-    return e.getCause() instanceof IOException;
+    return e.getCause() instanceof IOException || JetStreamMetadata.isTemporarilyUnavailable(e.getCause());
   }
 
   // ---- Stream statistics -----------------------------------------------------------------------

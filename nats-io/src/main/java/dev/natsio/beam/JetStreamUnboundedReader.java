@@ -7,8 +7,6 @@ import java.time.Duration;
 import java.util.NoSuchElementException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import org.apache.beam.sdk.io.UnboundedSource;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
 import org.checkerframework.checker.nullness.qual.Nullable;
@@ -35,15 +33,15 @@ import org.slf4j.LoggerFactory;
  * 1 ms poll cost a drain half its throughput), short enough not to hold up the task's checkpoints.
  * A split that may share its subtask with others ({@link JetStreamUnboundedSource#sharesTask})
  * does not wait at all, so a quiet partition does not hold up a busy one read in turn with it.
- * While the stream is quiet it asks the server, at most every {@link #IDLE_CHECK_INTERVAL_MILLIS},
- * whether anything lies after its position; when nothing does, the watermark advances as the
+ * While the stream is quiet it asks the server, at most every {@link
+ * JetStreamReadCore#LOOK_AHEAD_INTERVAL_MILLIS}, whether anything lies after its position; when nothing does, the watermark advances as the
  * splittable DoFn's does ({@link JetStreamReadCore#idleWatermark}).
  *
  * <h3>Off the task thread</h3>
  *
  * <p>Once a read knows its position, every request to the server (reconnecting, opening a new
- * consumer, the stream statistics, the caught-up check, deleting a closed consumer) runs on a
- * background thread; {@link #advance()} only starts them and picks up their results, so a server
+ * consumer, deleting a closed consumer; the stream statistics and the caught-up check through the
+ * same {@link JetStreamReadCore} mechanism the splittable DoFn uses) runs on a background thread; {@link #advance()} only starts them and picks up their results, so a server
  * that is away, or connected but without a JetStream leader, never holds the runner's task thread
  * for a request timeout. Only a new read's first {@link #start()} waits for the server: it resolves
  * where the read starts, and fails the job if it cannot.
@@ -78,13 +76,6 @@ import org.slf4j.LoggerFactory;
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamUnboundedReader.class);
   static final Duration POLL = Duration.ofMillis(20);
-  static final long IDLE_CHECK_INTERVAL_MILLIS = 250;
-  /** Runs the readers' requests to the server, so that none blocks a runner's task thread. */
-  private static final ExecutorService REQUESTS = Executors.newCachedThreadPool(runnable -> {
-    Thread thread = new Thread(runnable, "natsio-source-requests");
-    thread.setDaemon(true);
-    return thread;
-  });
 
   private final JetStreamUnboundedSource source;
   private final NatsIO.ReadSourceDescriptors spec;
@@ -101,11 +92,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   private volatile @Nullable JetStreamMetadata metadata;
   private @Nullable JetStreamReader reader;
   private @Nullable CompletableFuture<Opened> opening;
-  private @Nullable CompletableFuture<Void> probe;
-  private volatile @Nullable CaughtUp caughtUp;
-  private volatile @Nullable RuntimeException probeRefusal;
   private long reopenAfterMillis;
-  private long lastProbeMillis;
   private long statsReportedAtMillis;
   private boolean closed;
 
@@ -135,10 +122,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   public boolean advance() throws IOException {
     current = null;
     currentTimestamp = null;
-    RuntimeException refusal = probeRefusal;
-    if (refusal != null) {
-      throw refusal;
-    }
+    core.collectBackgroundResults();
     if (reader == null && !open()) {
       return false;
     }
@@ -157,12 +141,11 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
       Thread.currentThread().interrupt();
       throw new IOException("Interrupted while reading stream '" + descriptor.getStream() + "'", e);
     }
+    core.refreshStatsInBackground(this::metadata);
     if (message == null) {
-      probeIfDue(true);
       advanceIdleWatermark();
       return false;
     }
-    probeIfDue(false);
     if (pacer != null) {
       if (pacer.nanosUntilNextSlot() > POLL.toNanos()) {
         // withMaxMessagesPerSecond: the slot is further off than a poll may take. Keep the message
@@ -224,7 +207,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
         nextSequence = opened.nextSequence;
         return true;
       }
-      opening = CompletableFuture.supplyAsync(() -> openAt(from), REQUESTS);
+      opening = CompletableFuture.supplyAsync(() -> openAt(from), JetStreamReadCore.REQUESTS);
     }
     if (!opening.isDone()) {
       return false;
@@ -261,54 +244,13 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
         start);
   }
 
-  /**
-   * Starts, at most every {@link #IDLE_CHECK_INTERVAL_MILLIS} and one at a time, a background
-   * refresh of the stream's statistics and, when {@code idle}, a check whether the read has caught
-   * up. A refusal it meets is thrown from the next {@link #advance()}.
-   */
-  private void probeIfDue(boolean idle) {
-    long now = System.currentTimeMillis();
-    if ((probe != null && !probe.isDone()) || now - lastProbeMillis < IDLE_CHECK_INTERVAL_MILLIS || nextSequence == null) {
+  /** When the server held nothing after the position at some time, the watermark may follow it. */
+  private void advanceIdleWatermark() {
+    if (nextSequence == null || spec.getTimestampPolicy() == NatsIO.TimestampPolicy.PROCESSING_TIME) {
       return;
     }
-    lastProbeMillis = now;
-    long at = nextSequence;
-    boolean checkCaughtUp = idle && spec.getTimestampPolicy() != NatsIO.TimestampPolicy.PROCESSING_TIME;
-    probe = CompletableFuture.runAsync(() -> {
-      try {
-        JetStreamMetadata metadata = metadata();
-        core.refreshStatsIfDue(metadata);
-        if (checkCaughtUp) {
-          Instant caughtUpAt = core.caughtUpAt(metadata, descriptor.getFilterSubjects(), at);
-          if (caughtUpAt != null) {
-            caughtUp = new CaughtUp(at, caughtUpAt);
-          }
-        }
-      } catch (NatsIOException e) {
-        if (!JetStreamReadCore.isOutage(e)) {
-          probeRefusal = e;
-        }
-      }
-    }, REQUESTS);
-  }
-
-  /** The read had nothing after {@code nextSequence} at {@code at}. */
-  private static final class CaughtUp {
-    final long nextSequence;
-    final Instant at;
-
-    CaughtUp(long nextSequence, Instant at) {
-      this.nextSequence = nextSequence;
-      this.at = at;
-    }
-  }
-
-  private void advanceIdleWatermark() {
-    CaughtUp latest = caughtUp;
-    if (latest == null || nextSequence == null || latest.nextSequence != nextSequence) {
-      return; // Not known to be caught up at the current position.
-    }
-    Instant idle = core.idleWatermark(latest.at);
+    JetStreamReadCore.LookAhead latest = core.lookAhead(this::metadata, descriptor.getFilterSubjects(), nextSequence);
+    Instant idle = latest == null || !latest.caughtUp() ? null : core.idleWatermark(latest.askedAt);
     if (idle != null && idle.isAfter(watermark)) {
       watermark = idle;
     }
@@ -324,6 +266,11 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     long backlogMessages = core.backlogMessages(nextSequence);
     backlogBytes = (long) (backlogMessages * stats.averageMessageBytes());
     core.metrics().recordBacklog(backlogMessages);
+  }
+
+  /** The read core this reader runs its requests through (for tests). */
+  JetStreamReadCore core() {
+    return core;
   }
 
   @Override

@@ -1,10 +1,8 @@
 package dev.natsio.beam;
 
 import io.nats.client.Message;
-import io.nats.client.api.MessageInfo;
 import io.nats.client.api.StreamInfo;
 import io.nats.client.api.StreamState;
-import java.io.IOException;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -63,13 +61,17 @@ import org.slf4j.LoggerFactory;
  * <h2>Reading and gaps</h2>
  *
  * <p>Each call takes a {@link JetStreamReader} parked at the restriction's start ({@link
- * JetStreamReader#PARKED}) or opens one, then claims each delivered sequence. The steps both read
+ * JetStreamReader#PARKED}) or opens one (in the background; see below), then claims each delivered sequence. The steps both read
  * forms share (message to element, caught-up and end-of-range checks, failures, statistics) are
  * in {@link JetStreamReadCore}. Sequences have gaps
  * (deletes, purges, filters, limits): claims need only increase. When nothing arrives for a poll
  * interval and the range has an end, the read asks the server for the next matching sequence; if
  * none lies below the end, it claims the end so the range is done. A refused request (a missing
  * permission, the stream deleted) fails the read; a server that does not answer is asked again.
+ * Once reading, these requests and the statistics refresh run on a background thread ({@link
+ * JetStreamReadCore#lookAhead}): the call returns and polls again rather than wait for an answer,
+ * so a server without a JetStream leader holds the runner's thread for a poll, not a request
+ * timeout.
  *
  * <h2>Checkpoint and resume</h2>
  *
@@ -260,26 +262,19 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
       throws InterruptedException {
     String stream = descriptor.getStream();
     List<String> filters = descriptor.getFilterSubjects();
-    NatsIO.ConnectionConfiguration connection = spec.getConnectionConfiguration();
     JetStreamReadCore core = core(stream);
     reportLineage(stream);
 
     LimitedOffsetRange budget = tracker.currentRestriction();
     long nextSequence = budget.getRange().getFrom();
-    JetStreamReader reader = JetStreamReader.PARKED.take(position(descriptor, nextSequence));
+    core.collectBackgroundResults();
+    // Opened in the background, waited for no longer than a poll: a server without a JetStream
+    // leader would hold this thread for a request timeout.
+    JetStreamReader reader = core.takeOrOpen(position(descriptor, nextSequence), spec.getBatchSize(), this, POLL_TIMEOUT);
     if (reader == null) {
-      try {
-        reader = JetStreamReader.open(connection, stream, filters, nextSequence, spec.getBatchSize());
-      } catch (NatsIOException e) {
-        if (!JetStreamReadCore.isOutage(e)) {
-          throw e; // A refusal (e.g. the stream was deleted), not an outage: waiting will not help.
-        }
-        // The server is away or has no JetStream leader for now (a restart, an election): wait for
-        // it rather than fail the bundle, which on Flink would restart the job from a checkpoint.
-        LOG.info("JetStream at {} does not answer for stream {} ({}); the read resumes when it does",
-            connection.displayServers(), stream, e.getMessage());
-        return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
-      }
+      // Still opening, or the server is away or has no JetStream leader for now (a restart, an
+      // election): wait for it rather than fail the bundle, which on Flink would restart the job.
+      return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
     }
     @Nullable Instant stopTime = descriptor.getStopTime();
     ManualWatermarkEstimator<Instant> manualWatermark =
@@ -290,10 +285,10 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     long byteCount = 0;
     Long parkAt = null;
     boolean failed = true;
-    JetStreamMetadata metadata = metadata();
     try {
       while (true) {
-        core.refreshStatsIfDue(metadata);
+        core.collectBackgroundResults();
+        core.refreshStatsInBackground(this::metadata);
         if (messageCount >= budget.getMaxRecords() || budget.deadlinePassed()) {
           // withMaxNumRecords is reached or withMaxReadTime is up: the read ends here, without
           // waiting for another message (this reader is closed: its position is past the end).
@@ -311,7 +306,10 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
           return ProcessContinuation.resume().withResumeDelay(RECONNECT_BACKOFF);
         }
         if (message == null) {
-          if (finishIfRangeExhausted(core, descriptor, tracker, nextSequence)) {
+          boolean hasEnd = tracker.currentRestriction().getRange().getTo() != Long.MAX_VALUE || stopTime != null;
+          JetStreamReadCore.LookAhead ahead =
+              hasEnd || manualWatermark != null ? core.lookAhead(this::metadata, filters, nextSequence) : null;
+          if (finishIfRangeExhausted(core, descriptor, tracker, ahead)) {
             // Nothing matching lies below the end, so the reader can serve the range that follows.
             long end = tracker.currentRestriction().getRange().getTo();
             parkAt = end == Long.MAX_VALUE ? null : end;
@@ -319,11 +317,8 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
             return ProcessContinuation.stop();
           }
           parkAt = nextSequence;
-          if (manualWatermark != null) {
-            Instant caughtUpAt = core.caughtUpAt(metadata, filters, nextSequence);
-            if (caughtUpAt != null) {
-              advance(manualWatermark, core.idleWatermark(caughtUpAt));
-            }
+          if (manualWatermark != null && ahead != null && ahead.caughtUp()) {
+            advance(manualWatermark, core.idleWatermark(ahead.askedAt));
           }
           failed = false;
           return ProcessContinuation.resume().withResumeDelay(IDLE_RESUME_DELAY);
@@ -401,39 +396,40 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
   // ---- Helpers ---------------------------------------------------------------------------------
 
   /**
-   * When the range has an end and the server holds nothing matching below it (beyond what was
-   * read), claims the end so the range is done. A server that does not answer is asked again at
-   * the next poll; a refusal (a missing permission, the stream deleted) fails the read.
+   * When the range has an end and the server held nothing matching below it (beyond what was
+   * read) by the latest {@link JetStreamReadCore#lookAhead} at this position, claims the end so the
+   * range is done. Without an answer yet (it is asked in the background, and again while the server
+   * does not answer) the read polls again.
    */
-  private boolean finishIfRangeExhausted(
-      JetStreamReadCore core, NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence) {
+  private static boolean finishIfRangeExhausted(
+      JetStreamReadCore core, NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker,
+      JetStreamReadCore.@Nullable LookAhead ahead) {
     long to = tracker.currentRestriction().getRange().getTo();
     Instant stopTime = descriptor.getStopTime();
-    boolean stopTimePassed = stopTime != null && !Instant.now().isBefore(stopTime);
+    if (ahead == null || (to == Long.MAX_VALUE && stopTime == null)) {
+      return false;
+    }
+    // Judged at the time read before asking: anything stored after the answer is stamped later.
+    boolean stopTimePassed = stopTime != null && !ahead.askedAt.isBefore(stopTime);
     if (to == Long.MAX_VALUE && !stopTimePassed) {
       return false;
     }
-    try {
-      if (to != Long.MAX_VALUE && core.stats().lastSequence + 1 < to) {
-        // Sequences below the end are still to be written: wait for them.
-        return stopTimePassed && finishAtStopTime(core, descriptor, tracker, nextSequence);
-      }
-      MessageInfo next = core.nextMessage(metadata(), descriptor.getFilterSubjects(), nextSequence);
-      if (next == null || next.getSeq() >= to) {
-        tracker.tryClaim(to);
-        return true;
-      }
-      return stopTimePassed && finishAtStopTime(core, descriptor, tracker, nextSequence);
-    } catch (IOException e) {
-      return false; // No answer (logged and counted by the core): poll again.
+    JetStreamReadCore.StreamStats stats = core.stats();
+    if (to != Long.MAX_VALUE && (stats.lastSequence + 1 < to || stats.fetchedAtMillis >= ahead.startedAtMillis)) {
+      // Sequences below the end are still to be written (or were when the server was asked, as far
+      // as the statistics tell): wait for them, and for an answer given after they were.
+      return stopTimePassed && finishAtStopTime(tracker, ahead, stopTime);
     }
+    if (ahead.nextSequence == null || ahead.nextSequence >= to) {
+      tracker.tryClaim(to);
+      return true;
+    }
+    return stopTimePassed && finishAtStopTime(tracker, ahead, stopTime);
   }
 
-  private boolean finishAtStopTime(
-      JetStreamReadCore core, NatsSourceDescriptor descriptor, RestrictionTracker<LimitedOffsetRange, Long> tracker, long nextSequence)
-      throws IOException {
-    MessageInfo next = core.nextMessage(metadata(), descriptor.getFilterSubjects(), nextSequence);
-    if (next == null || !JetStreamReadCore.toInstant(next.getTime()).isBefore(descriptor.getStopTime())) {
+  private static boolean finishAtStopTime(
+      RestrictionTracker<LimitedOffsetRange, Long> tracker, JetStreamReadCore.LookAhead ahead, Instant stopTime) {
+    if (ahead.nextPublishTime == null || !ahead.nextPublishTime.isBefore(stopTime)) {
       tracker.tryClaim(Long.MAX_VALUE);
       return true;
     }
@@ -470,7 +466,7 @@ abstract class ReadFromJetStreamDoFn extends DoFn<NatsSourceDescriptor, NatsMess
     }
   }
 
-  private JetStreamReadCore core(String stream) {
+  JetStreamReadCore core(String stream) {
     ConcurrentHashMap<String, JetStreamReadCore> byStream = cores;
     if (byStream == null) {
       synchronized (this) {

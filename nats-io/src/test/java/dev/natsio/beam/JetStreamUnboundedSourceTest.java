@@ -395,15 +395,12 @@ public class JetStreamUnboundedSourceTest {
         crashy.kill();
         awaitDisconnected(read.toReadSourceDescriptors().getConnectionConfiguration());
         // While the server is away: messages already in the client may still come, then only
-        // "nothing yet", never an exception, and each call returns promptly (the runner's task
-        // thread must not wait out request timeouts).
+        // "nothing yet", never an exception. (That no call waits for a request the server does not
+        // answer is JetStreamNoLeaderReadTest's, on a server that is connected but has no leader.)
         List<Boolean> outage = new ArrayList<>();
-        long slowestCallMillis = 0;
         long outageEnds = System.currentTimeMillis() + 4_000; // Past jnats's missed-heartbeat alarm (3 s).
         while (System.currentTimeMillis() < outageEnds) {
-          long before = System.currentTimeMillis();
           boolean available = reader.advance();
-          slowestCallMillis = Math.max(slowestCallMillis, System.currentTimeMillis() - before);
           outage.add(available);
           if (available) {
             sequences.add(reader.getCurrent().getSequence());
@@ -412,7 +409,6 @@ public class JetStreamUnboundedSourceTest {
         int firstNothing = outage.indexOf(false);
         assertThat("advance() never returned false while the server was down", firstNothing >= 0, is(true));
         assertThat(outage.subList(firstNothing, outage.size()).contains(true), is(false));
-        assertThat("slowest advance() during the outage, ms", slowestCallMillis, lessThanOrEqualTo(1_000L));
 
         crashy.restart();
         try (Connection publisher = crashy.connect()) {

@@ -265,7 +265,7 @@ public class ReadFromJetStreamDoFnTest {
   }
 
   /** Collects the sequences of the main output; fails on anything sent to the bad-record output. */
-  private static DoFn.MultiOutputReceiver receiver(List<Long> sequences) {
+  static DoFn.MultiOutputReceiver receiver(List<Long> sequences) {
     return new DoFn.MultiOutputReceiver() {
       @Override
       @SuppressWarnings("unchecked")

@@ -166,14 +166,22 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
    * queueGroup}, one entry per subscription, from its monitoring API.
    */
   public java.util.List<Long> queueSubscriberDeliveries(String subject, String queueGroup) {
+    return new java.util.ArrayList<>(queueSubscriberDeliveriesById(subject, queueGroup).values());
+  }
+
+  /**
+   * As {@link #queueSubscriberDeliveries}, keyed by "connection id/subscription id", which stays the
+   * same between calls (the server lists subscriptions in no fixed order).
+   */
+  public java.util.Map<String, Long> queueSubscriberDeliveriesById(String subject, String queueGroup) {
     try {
       com.fasterxml.jackson.databind.JsonNode connz =
           new com.fasterxml.jackson.databind.ObjectMapper().readTree(monitoring("/connz?subs=detail&limit=1024"));
-      java.util.List<Long> deliveries = new java.util.ArrayList<>();
+      java.util.Map<String, Long> deliveries = new java.util.TreeMap<>();
       for (com.fasterxml.jackson.databind.JsonNode connection : connz.path("connections")) {
         for (com.fasterxml.jackson.databind.JsonNode sub : connection.path("subscriptions_list_detail")) {
           if (subject.equals(sub.path("subject").asText()) && queueGroup.equals(sub.path("qgroup").asText())) {
-            deliveries.add(sub.path("msgs").asLong());
+            deliveries.put(connection.path("cid").asText() + "/" + sub.path("sid").asText(), sub.path("msgs").asLong());
           }
         }
       }
