@@ -89,13 +89,16 @@ public class NatsIOPartitionedReadTest {
     try {
       publishOverFourPartitions("liveparts", 800);
       CollectingSink.<Long>await(id, seen -> seen.size() >= 800, 60_000);
-      Thread.sleep(1_500); // Long enough for a duplicate to show up, if there were one.
+      // One more message per partition (sequences 801-804): each partition is read in order, so a
+      // duplicate of an earlier message would be output before its partition's marker.
+      publishOverFourPartitions("liveparts", 4);
+      CollectingSink.<Long>await(id, seen -> seen.containsAll(List.of(801L, 802L, 803L, 804L)), 60_000);
     } finally {
       result.cancel();
     }
     List<Long> seen = CollectingSink.<Long>collected(id).stream().sorted().collect(Collectors.toList());
     List<Long> expected = new ArrayList<>();
-    for (long sequence = 1; sequence <= 800; sequence++) {
+    for (long sequence = 1; sequence <= 804; sequence++) {
       expected.add(sequence);
     }
     assertThat(seen, equalTo(expected));
