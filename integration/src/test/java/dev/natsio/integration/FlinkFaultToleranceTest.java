@@ -38,13 +38,23 @@ public class FlinkFaultToleranceTest {
     return pipeline.run();
   }
 
-  private static void assertEachExactlyOnce(String id, long last) throws InterruptedException {
+  /** Publishes one more message to the stream read. */
+  private interface Marker {
+    void publish() throws Exception;
+  }
+
+  /**
+   * Waits for sequences 1..last, then publishes a marker (sequence last + 1) and waits for it: the
+   * read delivers in sequence order, so a duplicate of an earlier message would be output before it.
+   */
+  private static void assertEachExactlyOnce(String id, long last, Marker marker) throws Exception {
     CollectingSink.<Long>await(id, seen -> seen.size() >= last, 120_000);
-    Thread.sleep(2_000); // Long enough for a duplicate to show up, if there were one.
+    marker.publish();
+    CollectingSink.<Long>await(id, seen -> seen.contains(last + 1), 120_000);
     List<Long> seen = CollectingSink.collected(id);
     Set<Long> distinct = new TreeSet<>(seen);
     assertThat("duplicates among " + seen.size() + " messages", seen.size(), equalTo(distinct.size()));
-    assertThat(distinct, equalTo(LongStream.rangeClosed(1, last).boxed().collect(Collectors.toCollection(TreeSet::new))));
+    assertThat(distinct, equalTo(LongStream.rangeClosed(1, last + 1).boxed().collect(Collectors.toCollection(TreeSet::new))));
   }
 
   @Test
@@ -64,7 +74,11 @@ public class FlinkFaultToleranceTest {
         try (Connection connection = server.connect()) {
           publish(connection, "crash.x", 2_000);
         }
-        assertEachExactlyOnce(id, 4_000);
+        assertEachExactlyOnce(id, 4_000, () -> {
+          try (Connection connection = server.connect()) {
+            publish(connection, "crash.x", 1);
+          }
+        });
       } finally {
         result.cancel();
       }
@@ -87,7 +101,11 @@ public class FlinkFaultToleranceTest {
         try (Connection connection = cluster.connect()) {
           publishWithRetry(connection.jetStream(), "rep.x", 2_000);
         }
-        assertEachExactlyOnce(id, 4_000);
+        assertEachExactlyOnce(id, 4_000, () -> {
+          try (Connection connection = cluster.connect()) {
+            publishWithRetry(connection.jetStream(), "rep.x", 1);
+          }
+        });
       } finally {
         result.cancel();
       }
