@@ -95,7 +95,7 @@ class WriteToJetStreamDoFn extends DoFn<NatsMessage, NatsPublishResult> {
   private static final long STREAM_LOOKUP_TTL_MILLIS = 1_000;
   /** Server errors about the server, not the message: retried, and never sent to the error handler. */
   private static final Set<Integer> TRANSIENT_API_ERRORS = Set.of(
-      10008, // JetStream system temporarily unavailable (cluster without a leader)
+      JetStreamMetadata.TEMPORARILY_UNAVAILABLE, // a cluster without a leader, for now
       10023); // insufficient resources (the server's storage or memory limits are reached)
   private static final String METRICS_NAMESPACE = "NatsIO";
 
