@@ -218,13 +218,21 @@ final class Cases {
     pipeline
         .apply(read(url, stream).withStopSequence(count + 1))
         .apply(Probes.countInto(id));
+    return runCounted(pipeline, id, count, "bounded read of " + stream);
+  }
+
+  /**
+   * Runs a bounded pipeline whose output is counted into probe {@code id}, and times it; fails
+   * unless it finished with exactly {@code expected} elements.
+   */
+  static Timed runCounted(Pipeline pipeline, String id, long expected, String what) {
     long start = System.nanoTime();
     PipelineResult.State state = pipeline.run().waitUntilFinish();
     double wall = (System.nanoTime() - start) / 1e9;
     Probes.Throughput probe = Probes.throughput(id);
     Probes.forget(id);
-    if (state != PipelineResult.State.DONE || probe.count() != count) {
-      throw new IllegalStateException("bounded read of " + stream + " ended " + state + " with " + probe.count() + " of " + count + " messages");
+    if (state != PipelineResult.State.DONE || probe.count() != expected) {
+      throw new IllegalStateException(what + " ended " + state + " with " + probe.count() + " of " + expected + " elements");
     }
     return new Timed(probe.messagesPerSecond(), wall, probe.cpuMicrosPerMessage());
   }

@@ -100,15 +100,7 @@ final class KeyValueCases {
         .apply(NatsIO.readKeyValue().withServers(url).withBucket(bucket).withStopAtCurrentRevision())
         .apply(MapElements.into(TypeDescriptor.of(NatsMessage.class)).via(e -> NatsMessage.create(e.getKey(), e.getValue())))
         .apply(Probes.countInto(id));
-    long start = System.nanoTime();
-    PipelineResult.State state = pipeline.run().waitUntilFinish();
-    double wall = (System.nanoTime() - start) / 1e9;
-    Probes.Throughput probe = Probes.throughput(id);
-    Probes.forget(id);
-    if (state != PipelineResult.State.DONE || probe.count() != keys) {
-      throw new IllegalStateException("snapshot of " + bucket + " ended " + state + " with " + probe.count() + " of " + keys + " keys");
-    }
-    return new Cases.Timed(probe.messagesPerSecond(), wall, probe.cpuMicrosPerMessage());
+    return Cases.runCounted(pipeline, id, keys, "snapshot of bucket " + bucket);
   }
 
   /** The put baseline: jnats's {@code KeyValue.put}, one key after another (its API has no asynchronous put). */
