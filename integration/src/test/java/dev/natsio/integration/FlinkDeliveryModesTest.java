@@ -10,6 +10,7 @@ import static org.junit.Assert.assertThrows;
 import dev.natsio.beam.NatsIO;
 import dev.natsio.beam.NatsMessage;
 import dev.natsio.beam.testing.CollectingSink;
+import dev.natsio.beam.testing.CoreMarkers;
 import dev.natsio.beam.testing.NatsTestServer;
 import io.nats.client.Connection;
 import io.nats.client.api.ConsumerConfiguration;
@@ -124,9 +125,9 @@ public class FlinkDeliveryModesTest {
       }
       publisher.flush(Duration.ofSeconds(10));
 
-      CollectingSink.<String>await(id, seen -> seen.size() >= 2_000, 60_000);
-      Thread.sleep(1_000); // Long enough for a duplicate to show up, if there were one.
-      List<String> received = CollectingSink.collected(id);
+      CoreMarkers.awaitEveryQueueMemberOutputAMarker(SERVER, publisher, "sensors.t0", "sensors.>", "ingest", 2_000,
+          () -> CollectingSink.collected(id));
+      List<String> received = CoreMarkers.withoutMarkers(CollectingSink.collected(id));
       assertThat(new TreeSet<>(received).size(), equalTo(received.size()));
       assertThat(received.size(), equalTo(2_000));
       List<Long> deliveries = SERVER.queueSubscriberDeliveries("sensors.>", "ingest");

@@ -57,6 +57,20 @@ public class FlinkDurableConsumerTest {
     }
   }
 
+  /** Until two pull subscriptions exist on the readers' connection and the consumer holds their pull requests. */
+  private static void awaitBothPullersWaiting(JetStreamManagement jsm, String stream) throws Exception {
+    long deadline = System.currentTimeMillis() + 120_000;
+    // One inbox subscription per puller plus the connection's request inbox.
+    while (SERVER.inboxDeliveries(CONNECTION_NAME).size() < 3 || jsm.getConsumerInfo(stream, "workers").getNumWaiting() < 2) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new AssertionError("two pullers never waited on consumer 'workers': inbox subscriptions "
+            + SERVER.inboxDeliveries(CONNECTION_NAME) + ", waiting pull requests "
+            + jsm.getConsumerInfo(stream, "workers").getNumWaiting());
+      }
+      Thread.sleep(100);
+    }
+  }
+
   /** Every delivery the consumer made, redeliveries included: its consumer sequence. */
   private static long deliveries(JetStreamManagement jsm, String stream) throws Exception {
     return jsm.getConsumerInfo(stream, "workers").getDelivered().getConsumerSequence();
@@ -108,7 +122,6 @@ public class FlinkDurableConsumerTest {
     String id = "two-pullers-" + UUID.randomUUID();
     try (Connection connection = SERVER.connect()) {
       createWorkQueue(connection, "shared", Duration.ofSeconds(30));
-      publish(connection, "shared.item", count);
     }
     Pipeline pipeline = FlinkPipelines.streaming(2, 1_000);
     pipeline.apply(read("shared"))
@@ -117,6 +130,9 @@ public class FlinkDurableConsumerTest {
     PipelineResult result = pipeline.run();
     try (Connection connection = SERVER.connect()) {
       JetStreamManagement jsm = connection.jetStreamManagement();
+      // Published before both pullers ask, the whole queue could go to the first one to start.
+      awaitBothPullersWaiting(jsm, "shared");
+      publish(connection, "shared.item", count);
       awaitEmpty(jsm, "shared");
 
       List<Long> processed = CollectingSink.<Long>await(id, seen -> new TreeSet<>(seen).size() >= count, 60_000);

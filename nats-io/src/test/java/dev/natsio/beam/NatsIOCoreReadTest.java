@@ -10,6 +10,7 @@ import static org.hamcrest.Matchers.nullValue;
 import static org.junit.Assert.assertThrows;
 
 import dev.natsio.beam.testing.CollectingSink;
+import dev.natsio.beam.testing.CoreMarkers;
 import dev.natsio.beam.testing.NatsTestServer;
 import io.nats.client.Connection;
 import io.nats.client.impl.Headers;
@@ -22,7 +23,6 @@ import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
-import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.beam.runners.direct.DirectOptions;
@@ -99,52 +99,6 @@ public class NatsIOCoreReadTest {
     publisher.flush(Duration.ofSeconds(10));
   }
 
-  /**
-   * Publishes markers ("end0", "end1", ...) one at a time until the server delivered one to every
-   * subscription of the queue group, then waits until the read output every marker. A subscription
-   * delivers in order, so by then the read has output everything it got before its marker: a
-   * duplicate of an earlier message would be in the output already.
-   */
-  private static void awaitEveryMemberOutputAMarker(
-      String subject, String subscribed, String group, long delivered, Supplier<List<String>> output) throws Exception {
-    long deadline = System.currentTimeMillis() + 60_000;
-    Map<String, Long> before = awaitDeliveries(subscribed, group, delivered, deadline);
-    int markers = 0;
-    for (Map<String, Long> now = before; !everyMemberGotMore(before, now); ) {
-      publisher.publish(subject, ("end" + markers++).getBytes(StandardCharsets.UTF_8));
-      publisher.flush(Duration.ofSeconds(10));
-      now = awaitDeliveries(subscribed, group, delivered + markers, deadline);
-    }
-    while (output.get().stream().filter(p -> p.startsWith("end")).count() < markers) {
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("The read did not output all " + markers + " markers");
-      }
-      Thread.sleep(50);
-    }
-  }
-
-  private static boolean everyMemberGotMore(Map<String, Long> before, Map<String, Long> now) {
-    return before.keySet().stream().allMatch(sub -> now.getOrDefault(sub, 0L) > before.get(sub));
-  }
-
-  /** The server's deliveries per subscription of the group, once they add up to {@code total}. */
-  private static Map<String, Long> awaitDeliveries(String subscribed, String group, long total, long deadline) throws Exception {
-    while (true) {
-      Map<String, Long> deliveries = SERVER.queueSubscriberDeliveriesById(subscribed, group);
-      if (deliveries.values().stream().mapToLong(Long::longValue).sum() == total) {
-        return deliveries;
-      }
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("The server delivered " + deliveries + " to group " + group + ", not " + total + " in all");
-      }
-      Thread.sleep(50); // The monitoring API counts a delivery a moment after it happened.
-    }
-  }
-
-  private static List<String> withoutMarkers(List<String> payloads) {
-    return payloads.stream().filter(p -> !p.startsWith("end")).collect(Collectors.toList());
-  }
-
   private static PCollection<String> payloads(PCollection<NatsMessage> messages) {
     return messages.apply(MapElements.into(TypeDescriptors.strings()).via(NatsMessage::getPayloadAsString));
   }
@@ -170,13 +124,13 @@ public class NatsIOCoreReadTest {
 
     publishCore("sensors.t1", 2_000);
 
-    awaitEveryMemberOutputAMarker("sensors.t1", "sensors.>", "ingest", 2_000, () -> {
+    CoreMarkers.awaitEveryQueueMemberOutputAMarker(SERVER, publisher, "sensors.t1", "sensors.>", "ingest", 2_000, () -> {
       List<String> both = new ArrayList<>(CollectingSink.<String>collected(a));
       both.addAll(CollectingSink.collected(b));
       return both;
     });
-    List<String> fromA = withoutMarkers(CollectingSink.collected(a));
-    List<String> fromB = withoutMarkers(CollectingSink.collected(b));
+    List<String> fromA = CoreMarkers.withoutMarkers(CollectingSink.collected(a));
+    List<String> fromB = CoreMarkers.withoutMarkers(CollectingSink.collected(b));
     List<String> union = new ArrayList<>(fromA);
     union.addAll(fromB);
     assertThat(counts(union), equalTo(eachOnce(2_000)));
@@ -202,8 +156,8 @@ public class NatsIOCoreReadTest {
     assertThat(deliveries.size(), equalTo(2));
     assertThat(deliveries.get(0) + deliveries.get(1), equalTo(2_000L));
     assertThat(Math.min(deliveries.get(0), deliveries.get(1)), greaterThan(0L));
-    awaitEveryMemberOutputAMarker("meters.m1", "meters.>", "meters", 2_000, () -> CollectingSink.collected(id));
-    assertThat(counts(withoutMarkers(CollectingSink.collected(id))), equalTo(eachOnce(2_000)));
+    CoreMarkers.awaitEveryQueueMemberOutputAMarker(SERVER, publisher, "meters.m1", "meters.>", "meters", 2_000, () -> CollectingSink.collected(id));
+    assertThat(counts(CoreMarkers.withoutMarkers(CollectingSink.collected(id))), equalTo(eachOnce(2_000)));
   }
 
   @Test
@@ -219,11 +173,9 @@ public class NatsIOCoreReadTest {
 
     publishCore("plain.x", 1_000);
 
-    CollectingSink.<String>await(a, seen -> seen.size() >= 1_000, 60_000);
-    CollectingSink.<String>await(b, seen -> seen.size() >= 1_000, 60_000);
-    Thread.sleep(500);
-    assertThat(counts(CollectingSink.collected(a)), equalTo(eachOnce(1_000)));
-    assertThat(counts(CollectingSink.collected(b)), equalTo(eachOnce(1_000)));
+    CoreMarkers.awaitEveryReaderOutputAMarker(publisher, "plain.x", () -> CollectingSink.collected(a), () -> CollectingSink.collected(b));
+    assertThat(counts(CoreMarkers.withoutMarkers(CollectingSink.collected(a))), equalTo(eachOnce(1_000)));
+    assertThat(counts(CoreMarkers.withoutMarkers(CollectingSink.collected(b))), equalTo(eachOnce(1_000)));
   }
 
   @Test

@@ -32,7 +32,8 @@ public class BenchmarkSmokeTest {
     int window = Cases.defaultMaxInFlight();
     List<String> missing = new ArrayList<>();
     for (int payload : config.payloads) {
-      for (String name : List.of(Benchmarks.RAW_READ, Benchmarks.FLINK_P1, Benchmarks.FLINK_P2, Benchmarks.DRAIN, Benchmarks.DRAIN_FASTER_COPY, Benchmarks.DRAIN_NO_METRICS, Benchmarks.DRAIN_SDF,
+      for (String name : List.of(Benchmarks.RAW_READ, Benchmarks.FLINK_P1, Benchmarks.FLINK_P2, Benchmarks.RAW_READ_BACKFILL, Benchmarks.FLINK_P2_BACKFILL,
+          Benchmarks.DRAIN, Benchmarks.DRAIN_P2, Benchmarks.DRAIN_NO_METRICS, Benchmarks.DRAIN_SDF,
           Benchmarks.DIRECT, Benchmarks.RAW_PARTITIONED_READ, Benchmarks.PARTITIONED_DRAIN_P1, Benchmarks.PARTITIONED_DRAIN_P2)) {
         check(report.find(Result.Group.READ, name, payload, "throughput"), "read " + name + " " + payload, missing);
       }

@@ -267,8 +267,10 @@ public final class Benchmarks {
   static final String FLINK_P1 = "NatsIO.read() bounded, Flink batch, parallelism 1";
   static final String FLINK_P2 = "NatsIO.read() bounded, Flink batch, parallelism 2";
   static final String DIRECT = "NatsIO.read() bounded, Direct runner";
-  static final String DRAIN = "NatsIO.read() unbounded, backlog drain, Flink streaming";
-  static final String DRAIN_FASTER_COPY = "NatsIO.read() unbounded, backlog drain, Flink streaming, fasterCopy";
+  static final String RAW_READ_BACKFILL = "raw jnats ordered consumer (batch " + Cases.READ_BATCH + "), backfill of 2/5 of the stream";
+  static final String FLINK_P2_BACKFILL = "NatsIO.read() bounded, Flink batch, parallelism 2, backfill of 2/5 of the stream";
+  static final String DRAIN = "NatsIO.read() unbounded, backlog drain, Flink streaming, runner defaults, parallelism 1";
+  static final String DRAIN_P2 = "NatsIO.read() unbounded, backlog drain, Flink streaming, runner defaults, parallelism 2";
   static final String DRAIN_NO_METRICS = "NatsIO.read() unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics";
   static final String DRAIN_SDF = "NatsIO.read() unbounded, backlog drain, Flink streaming, splittable DoFn (use_sdf_read)";
   static final String FLINK_WRITE = "NatsIO.write() JetStream, Flink batch, parallelism 1";
@@ -327,46 +329,60 @@ public final class Benchmarks {
     String stream = readStream(payload);
     if (c.parts.contains(Config.Part.READ)) {
       long timeout = Math.max(120_000, messages / 5);
-      double base = record(report, rep, out, Result.Group.READ, RAW_READ, payload, messages, null, null, Double.NaN,
-          () -> Cases.rawRead(connection, stream, messages));
-      record(report, rep, out, Result.Group.READ, FLINK_P1, payload, messages, RAW_READ, "≥ 0.8×", base,
+      long backfill = messages * 2 / 5;
+      TimedCase raw = () -> Cases.rawRead(connection, stream, messages);
+      pair(report, rep, out, Result.Group.READ, RAW_READ, raw, FLINK_P1, payload, messages, "≥ 0.8×",
           () -> Cases.flinkBatchRead(url, stream, messages, 1));
-      record(report, rep, out, Result.Group.READ, FLINK_P2, payload, messages, RAW_READ, "≥ 0.8×", base,
+      pair(report, rep, out, Result.Group.READ, RAW_READ, raw, FLINK_P2, payload, messages, "≥ 1.0×",
           () -> Cases.flinkBatchRead(url, stream, messages, 2));
-      record(report, rep, out, Result.Group.READ, DRAIN, payload, messages, RAW_READ, "≥ 0.8×", base,
-          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
+      pair(report, rep, out, Result.Group.READ, RAW_READ_BACKFILL, () -> Cases.rawRead(connection, stream, backfill),
+          FLINK_P2_BACKFILL, payload, backfill, "≥ 1.0×", () -> Cases.flinkBatchRead(url, stream, backfill, 2));
+      pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN, payload, messages, "≥ 0.8×",
+          () -> Cases.flinkStreamingDrain(url, stream, 1, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
+      pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN_P2, payload, messages, "≥ 0.8×",
+          () -> Cases.flinkStreamingDrain(url, stream, 2, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
       // The runner's own knobs beside the defaults, and the other form of the read: see docs/benchmarks.md.
-      record(report, rep, out, Result.Group.READ, DRAIN_FASTER_COPY, payload, messages, RAW_READ, "≥ 0.8×", base,
-          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY));
-      record(report, rep, out, Result.Group.READ, DRAIN_NO_METRICS, payload, messages, RAW_READ, "≥ 0.8×", base,
-          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY_NO_METRICS));
-      record(report, rep, out, Result.Group.READ, DRAIN_SDF, payload, messages, RAW_READ, "≥ 0.8×", base,
-          () -> Cases.flinkStreamingDrain(url, stream, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.SPLITTABLE_DOFN));
-      record(report, rep, out, Result.Group.READ, DIRECT, payload, directMessages, RAW_READ, "", base,
+      pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN_NO_METRICS, payload, messages, "≥ 0.8×",
+          () -> Cases.flinkStreamingDrain(url, stream, 1, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY_NO_METRICS));
+      pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN_SDF, payload, messages, "≥ 0.8×",
+          () -> Cases.flinkStreamingDrain(url, stream, 1, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.SPLITTABLE_DOFN));
+      pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DIRECT, payload, directMessages, "",
           () -> Cases.directRead(url, stream, directMessages));
-      // A partitioned stream: each NatsIO case right after its own run of the baseline (one consumer per partition).
+      // A partitioned stream: its baseline is one consumer per partition.
       String partitioned = partitionedStream(payload);
       for (int parallelism : new int[] {1, 2}) {
-        double partitionedBase = record(report, rep, out, Result.Group.READ, RAW_PARTITIONED_READ, payload, messages, null, null, Double.NaN,
-            () -> Cases.rawPartitionedRead(connection, partitioned, PARTITIONS, messages));
-        record(report, rep, out, Result.Group.READ, parallelism == 1 ? PARTITIONED_DRAIN_P1 : PARTITIONED_DRAIN_P2, payload, messages,
-            RAW_PARTITIONED_READ, "", partitionedBase,
+        pair(report, rep, out, Result.Group.READ, RAW_PARTITIONED_READ, () -> Cases.rawPartitionedRead(connection, partitioned, PARTITIONS, messages),
+            parallelism == 1 ? PARTITIONED_DRAIN_P1 : PARTITIONED_DRAIN_P2, payload, messages, "",
             () -> Cases.flinkPartitionedDrain(url, partitioned, PARTITIONS, parallelism, messages, c.checkpointMillis, timeout));
       }
     }
     if (c.parts.contains(Config.Part.WRITE)) {
       String writeStream = "write" + payload;
       String subject = writeStream + ".x";
-      double base = record(report, rep, out, Result.Group.WRITE, rawWrite(window), payload, messages, null, null, Double.NaN,
-          () -> Cases.rawWrite(connection, writeStream, subject, messages, payload, window));
-      record(report, rep, out, Result.Group.WRITE, FLINK_WRITE, payload, messages, rawWrite(window), "≥ 0.8×", base,
-          () -> Cases.flinkWrite(connection, url, writeStream, subject, messages, payload, 1));
+      pair(report, rep, out, Result.Group.WRITE, rawWrite(window),
+          () -> Cases.rawWrite(connection, writeStream, subject, messages, payload, window),
+          FLINK_WRITE, payload, messages, "≥ 0.8×", () -> Cases.flinkWrite(connection, url, writeStream, subject, messages, payload, 1));
       connection.jetStreamManagement().deleteStream(writeStream);
     }
   }
 
   interface TimedCase {
     Cases.Timed run() throws Exception;
+  }
+
+  /**
+   * A NatsIO case right after its own run of the baseline, so that each ratio compares two runs
+   * seconds apart (raw, NatsIO, raw, NatsIO, ... over the cases and repetitions); the row's ratio
+   * is the median of these per-pair ratios.
+   */
+  private static void pair(
+      Report report, Integer rep, PrintStream out, Result.Group group, String baselineName, TimedCase baseline,
+      String name, int payload, long messages, String target, TimedCase body) throws Exception {
+    if (!report.config.only.isEmpty() && report.config.only.stream().noneMatch(name::contains)) {
+      return;
+    }
+    double base = record(report, rep, out, group, baselineName, payload, messages, null, null, Double.NaN, baseline);
+    record(report, rep, out, group, name, payload, messages, baselineName, target, base, body);
   }
 
   /** Runs a case, prints it, and records it (with its ratio to {@code baseline}) unless this is warm-up. */

@@ -242,24 +242,27 @@ final class Cases {
    * job is cancelled once the last one has gone by.
    */
   static Timed flinkStreamingDrain(
-      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, DrainTuning tuning)
+      String url, String stream, int parallelism, long startSequence, long count, long checkpointMillis, long timeoutMillis,
+      DrainTuning tuning)
       throws Exception {
-    return flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, tuning, () -> {});
+    return flinkStreamingDrain(url, stream, parallelism, startSequence, count, checkpointMillis, timeoutMillis, tuning, () -> {});
   }
 
   /** Runner settings a drain case runs with, beside the defaults. */
   enum DrainTuning {
     /** Nothing set: what a user gets (on Flink the read is then NatsIO's UnboundedSource). */
     DEFAULTS,
-    /** Flink hands each element to the next chained operator as it is instead of cloning it through its coder (safe: Beam forbids mutating inputs). */
-    FASTER_COPY,
-    /** fasterCopy, and Beam metrics off: Beam's Flink source wrapper copies every metric of the task into Flink's after each record it reads. */
+    /**
+     * fasterCopy (Flink hands each element to the next chained operator as it is instead of cloning
+     * it through its coder; safe, as Beam forbids mutating inputs) and Beam metrics off (Beam's
+     * Flink source wrapper copies every metric of the task into Flink's after each record it reads).
+     */
     FASTER_COPY_NO_METRICS,
     /** {@code --experiments=use_sdf_read}: the read stays NatsIO's splittable DoFn on Flink. */
     SPLITTABLE_DOFN;
 
     void applyTo(FlinkPipelineOptions options) {
-      options.setFasterCopy(this == FASTER_COPY || this == FASTER_COPY_NO_METRICS);
+      options.setFasterCopy(this == FASTER_COPY_NO_METRICS);
       options.setDisableMetrics(this == FASTER_COPY_NO_METRICS);
       if (this == SPLITTABLE_DOFN) {
         org.apache.beam.sdk.options.ExperimentalOptions.addExperiment(options.as(org.apache.beam.sdk.options.ExperimentalOptions.class), "use_sdf_read");
@@ -269,10 +272,10 @@ final class Cases {
 
   /** As above; {@code whileLive} runs once the backlog is drained, before the job is cancelled. */
   static Timed flinkStreamingDrain(
-      String url, String stream, long startSequence, long count, long checkpointMillis, long timeoutMillis, DrainTuning tuning,
-      Runnable whileLive)
+      String url, String stream, int parallelism, long startSequence, long count, long checkpointMillis, long timeoutMillis,
+      DrainTuning tuning, Runnable whileLive)
       throws Exception {
-    Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
+    Pipeline pipeline = FlinkPipelines.streaming(parallelism, checkpointMillis);
     tuning.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
     return drain(pipeline, read(url, stream).withStartSequence(startSequence), stream, count, timeoutMillis, whileLive);
   }

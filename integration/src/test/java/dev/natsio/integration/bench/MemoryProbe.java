@@ -69,7 +69,7 @@ public final class MemoryProbe {
     sampler.start();
 
     long[] retained = new long[1];
-    Cases.Timed drained = Cases.flinkStreamingDrain(url, stream, startSequence, count, checkpointMillis, timeoutMillis, Cases.DrainTuning.DEFAULTS, () -> {
+    Cases.Timed drained = Cases.flinkStreamingDrain(url, stream, 1, startSequence, count, checkpointMillis, timeoutMillis, Cases.DrainTuning.DEFAULTS, () -> {
       System.gc();
       retained[0] = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
     });
