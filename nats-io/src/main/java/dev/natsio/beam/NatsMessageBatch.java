@@ -1,7 +1,6 @@
 package dev.natsio.beam;
 
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -31,9 +30,9 @@ import org.joda.time.Instant;
  * <h2>Two forms</h2>
  *
  * <p>A batch the reader built holds its messages as objects: with {@code fasterCopy} Flink hands
- * it on as it is and nothing is encoded. Its coder encodes the messages once ({@link
- * NatsMessageCoder} each, back to back) and decodes to the encoded form, which later clones copy as
- * one array; {@link #messages()} decodes it where the messages are wanted.
+ * it on as it is and nothing is encoded. Its coder writes the messages ({@link NatsMessageCoder}
+ * each, back to back) and decodes to the encoded form, which later clones copy as one array;
+ * {@link #messages()} decodes it where the messages are wanted.
  */
 final class NatsMessageBatch {
   private @Nullable List<NatsMessage> messages;
@@ -72,17 +71,6 @@ final class NatsMessageBatch {
     return messages;
   }
 
-  private byte[] encodedMessages() throws IOException {
-    if (encodedMessages == null) {
-      ByteArrayOutputStream out = new ByteArrayOutputStream(size() * 64);
-      for (NatsMessage message : messages) {
-        NatsMessageCoder.of().encode(message, out);
-      }
-      encodedMessages = out.toByteArray();
-    }
-    return encodedMessages;
-  }
-
   /**
    * Emits each message of a batch with its own timestamp. A batch's timestamp is the earliest of
    * its messages', so none is output before its input: no timestamp skew is needed.
@@ -113,15 +101,37 @@ final class NatsMessageBatch {
 
     @Override
     public void encode(NatsMessageBatch batch, OutputStream outStream) throws IOException {
-      byte[] encoded = batch.encodedMessages();
+      // A decoded batch is written as the bytes it was decoded from; one the reader built, message
+      // by message straight into the stream, without first gathering them in an array of its own.
+      byte[][] messages = null;
+      long length;
+      if (batch.encodedMessages != null) {
+        length = batch.encodedMessages.length;
+      } else {
+        messages = new byte[batch.size()][];
+        length = 0;
+        for (int i = 0; i < messages.length; i++) {
+          messages[i] = NatsMessageCoder.toBytes(batch.messages.get(i));
+          length += messages[i].length;
+        }
+        if (length > Integer.MAX_VALUE - 8) {
+          throw new IOException("A batch of " + length + " encoded bytes: too large for one array");
+        }
+      }
       ByteBuffer head = ByteBuffer.allocate(4 + 8 * batch.size() + 4);
       head.putInt(batch.size());
       for (long millis : batch.timestampMillis) {
         head.putLong(millis);
       }
-      head.putInt(encoded.length);
+      head.putInt((int) length);
       outStream.write(head.array());
-      outStream.write(encoded);
+      if (messages == null) {
+        outStream.write(batch.encodedMessages);
+      } else {
+        for (byte[] message : messages) {
+          outStream.write(message);
+        }
+      }
     }
 
     @Override
