@@ -20,6 +20,7 @@ import io.nats.client.api.StorageType;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
@@ -168,6 +169,8 @@ public class FlinkCheckpointRestoreTest {
       PipelineResult first = EndToEndScenarios.copyJob(Pipeline.create(restorableOptions(null)), SERVER, read, "psink", firstRun).run();
       try {
         EndToEndScenarios.awaitCount(jsm, "psink", 2_000);
+        // A subtask reads its two partitions in turns of a batch each: one may be well ahead.
+        awaitEveryPartitionStored(firstRun);
         awaitCheckpoint();
       } finally {
         first.cancel();
@@ -192,6 +195,18 @@ public class FlinkCheckpointRestoreTest {
         assertThat("partition " + partition + " resumed from the checkpoint, not from its start",
             repeatedBySecond[partition], lessThan(storedByFirst[partition]));
       }
+    }
+  }
+
+  /** Until the job writing to collection {@code id} has stored a message of every partition. */
+  private static void awaitEveryPartitionStored(String id) throws InterruptedException {
+    long deadline = System.currentTimeMillis() + 120_000;
+    long[] stored;
+    while (Arrays.stream(stored = perPartition(CollectingSink.<NatsPublishResult>collected(id), r -> !r.isDuplicate())).anyMatch(n -> n == 0)) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new AssertionError("the first job stored no message of some partition: " + Arrays.toString(stored));
+      }
+      Thread.sleep(100);
     }
   }
 

@@ -23,9 +23,9 @@ public final class CoreMarkers {
    * For a queue group: publishes markers one at a time on {@code subject} until the server (its
    * monitoring API) delivered one to every subscription of {@code group} on {@code subscribed},
    * beyond the {@code delivered} data messages, then waits until {@code output} (the read's payloads
-   * as strings) holds every marker. Fails after 60 s.
+   * as strings) holds every marker. Fails after 60 s. Returns how many markers it published.
    */
-  public static void awaitEveryQueueMemberOutputAMarker(
+  public static int awaitEveryQueueMemberOutputAMarker(
       NatsTestServer server, Connection publisher, String subject, String subscribed, String group, long delivered,
       Supplier<List<String>> output) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
@@ -37,6 +37,7 @@ public final class CoreMarkers {
       now = awaitDeliveries(server, subscribed, group, delivered + markers, deadline);
     }
     awaitMarkersOutput(markers, output, deadline);
+    return markers;
   }
 
   /**
