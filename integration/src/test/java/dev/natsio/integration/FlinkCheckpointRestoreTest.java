@@ -37,6 +37,7 @@ import org.apache.beam.sdk.PipelineResult;
 import org.apache.beam.sdk.transforms.MapElements;
 import org.apache.beam.sdk.transforms.ParDo;
 import org.apache.beam.sdk.values.TypeDescriptor;
+import org.checkerframework.checker.nullness.qual.Nullable;
 import org.junit.ClassRule;
 import org.junit.Rule;
 import org.junit.Test;
@@ -119,7 +120,7 @@ public class FlinkCheckpointRestoreTest {
         // Cancelled as soon as a checkpoint is retained after some copies were stored. Copies stored
         // after that checkpoint are repeated by the restored job, and their ids drop them.
         EndToEndScenarios.awaitCount(jsm, sink, count / 10);
-        awaitCheckpoint();
+        awaitCheckpointAfter(latestCheckpoint());
       } finally {
         first.cancel();
       }
@@ -171,7 +172,7 @@ public class FlinkCheckpointRestoreTest {
         EndToEndScenarios.awaitCount(jsm, "psink", 2_000);
         // A subtask reads its two partitions in turns of a batch each: one may be well ahead.
         awaitEveryPartitionStored(firstRun);
-        awaitCheckpoint();
+        awaitCheckpointAfter(latestCheckpoint());
       } finally {
         first.cancel();
       }
@@ -266,6 +267,32 @@ public class FlinkCheckpointRestoreTest {
       }
     }
     return latest;
+  }
+
+  /**
+   * A checkpoint completed after {@code previous} (null: any): one taken now holds what the job
+   * has done so far, whereas the newest one may predate it (a read that emits a batch of messages
+   * through a slow step is checkpointed only between batches).
+   */
+  private void awaitCheckpointAfter(@Nullable Path previous) throws Exception {
+    long deadline = System.currentTimeMillis() + 60_000;
+    while (previous != null && checkpointNumber(awaitCheckpoint()) <= checkpointNumber(previous)) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new AssertionError("No checkpoint completed after " + previous);
+      }
+      Thread.sleep(200);
+    }
+    awaitCheckpoint();
+  }
+
+  /** The newest completed checkpoint directory, or null when there is none yet. */
+  private @Nullable Path latestCheckpoint() throws java.io.IOException {
+    try (Stream<Path> files = Files.walk(checkpoints.getRoot().toPath())) {
+      return files.filter(p -> p.getFileName().toString().equals("_metadata"))
+          .map(Path::getParent)
+          .max(Comparator.comparingInt(FlinkCheckpointRestoreTest::checkpointNumber))
+          .orElse(null);
+    }
   }
 
   /** The newest completed, retained checkpoint directory (chk-N holding _metadata). */

@@ -57,15 +57,17 @@ public class FlinkDurableConsumerTest {
     }
   }
 
-  /** Until two pull subscriptions exist on the readers' connection and the consumer holds their pull requests. */
-  private static void awaitBothPullersWaiting(JetStreamManagement jsm, String stream) throws Exception {
+  /**
+   * Until both pullers have a pull request waiting on the consumer: the readers' connection has an
+   * inbox subscription per puller and one for its requests, and each has had a message (a puller's
+   * first is the heartbeat of its waiting pull request).
+   */
+  private static void awaitBothPullersWaiting() throws Exception {
     long deadline = System.currentTimeMillis() + 120_000;
-    // One inbox subscription per puller plus the connection's request inbox.
-    while (SERVER.inboxDeliveries(CONNECTION_NAME).size() < 3 || jsm.getConsumerInfo(stream, "workers").getNumWaiting() < 2) {
+    List<Long> inboxes;
+    while ((inboxes = SERVER.inboxDeliveries(CONNECTION_NAME)).size() < 3 || inboxes.stream().anyMatch(n -> n == 0)) {
       if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("two pullers never waited on consumer 'workers': inbox subscriptions "
-            + SERVER.inboxDeliveries(CONNECTION_NAME) + ", waiting pull requests "
-            + jsm.getConsumerInfo(stream, "workers").getNumWaiting());
+        throw new AssertionError("two pullers never waited on consumer 'workers': messages per inbox subscription " + inboxes);
       }
       Thread.sleep(100);
     }
@@ -131,7 +133,7 @@ public class FlinkDurableConsumerTest {
     try (Connection connection = SERVER.connect()) {
       JetStreamManagement jsm = connection.jetStreamManagement();
       // Published before both pullers ask, the whole queue could go to the first one to start.
-      awaitBothPullersWaiting(jsm, "shared");
+      awaitBothPullersWaiting();
       publish(connection, "shared.item", count);
       awaitEmpty(jsm, "shared");
 
