@@ -120,18 +120,6 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   @Override
   public boolean advance() throws IOException {
-    return advance(poll);
-  }
-
-  /**
-   * As {@link #advance()}, but takes only a message already buffered, never waiting: how a {@link
-   * JetStreamBatchSource} fills a batch after its first message.
-   */
-  boolean advanceBuffered() throws IOException {
-    return advance(null);
-  }
-
-  private boolean advance(@Nullable Duration wait) throws IOException {
     current = null;
     currentTimestamp = null;
     core.collectBackgroundResults();
@@ -141,7 +129,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     reportStats();
     Message message;
     try {
-      message = reader.next(wait); // null: take what is buffered, without waiting.
+      message = reader.next(poll); // null: take what is buffered, without waiting.
     } catch (NatsIOException e) {
       LOG.warn("Reading stream {} at sequence {} failed ({}); resuming with a new consumer",
           descriptor.getStream(), nextSequence, e.getMessage());

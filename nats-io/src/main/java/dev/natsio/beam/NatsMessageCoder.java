@@ -83,7 +83,7 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     outStream.write(toBytes(message));
   }
 
-  /** The message's encoding in an array of exactly its size (also how a {@link NatsMessageBatch} is written). */
+  /** The message's encoding in an array of exactly its size. */
   static byte[] toBytes(NatsMessage message) throws IOException {
     byte[] subject = utf8(message.getSubject());
     byte[] payload = message.getPayload();
