@@ -366,14 +366,8 @@ final class JetStreamReadCore {
           JetStreamReader reader =
               JetStreamReader.open(at.connection, at.stream, at.filterSubjects, at.nextSequence, batchSize);
           JetStreamReader.PARKED.park(at, reader, owner);
-        } catch (NatsIOException e) {
-          if (!isOutage(e)) {
-            refusal = e;
-          } else {
-            outage("open a consumer", e.getMessage(), e);
-          }
         } catch (RuntimeException e) {
-          refusal = e;
+          keepRefusal(e, () -> outage("open a consumer", e.getMessage(), e));
         }
       }, REQUESTS);
     });
@@ -395,12 +389,8 @@ final class JetStreamReadCore {
       CompletableFuture.runAsync(() -> {
         try {
           request.run();
-        } catch (NatsIOException e) {
-          if (!isOutage(e)) {
-            refusal = e;
-          }
         } catch (RuntimeException e) {
-          refusal = e;
+          keepRefusal(e, () -> {}); // An outage: the next request tries again.
         } finally {
           running.set(false);
         }
@@ -408,6 +398,18 @@ final class JetStreamReadCore {
     } catch (RuntimeException e) {
       running.set(false);
       throw e;
+    }
+  }
+
+  /**
+   * A background request's failure: a refusal is kept for the task thread ({@link
+   * #collectBackgroundResults}); an outage (see {@link #isOutage}) is handed to {@code onOutage}.
+   */
+  private void keepRefusal(RuntimeException failure, Runnable onOutage) {
+    if (failure instanceof NatsIOException && isOutage((NatsIOException) failure)) {
+      onOutage.run();
+    } else {
+      refusal = failure;
     }
   }
 

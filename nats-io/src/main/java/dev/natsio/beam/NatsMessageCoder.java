@@ -80,11 +80,6 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
   @Override
   public void encode(NatsMessage message, OutputStream outStream) throws IOException {
-    outStream.write(toBytes(message));
-  }
-
-  /** The message's encoding in an array of exactly its size. */
-  static byte[] toBytes(NatsMessage message) throws IOException {
     byte[] subject = utf8(message.getSubject());
     byte[] payload = message.getPayload();
     byte[] stream = message.getStream() == null ? null : utf8(message.getStream());
@@ -139,7 +134,7 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
         putWithLength(out, headerStrings[next++]);
       }
     }
-    return out.array();
+    outStream.write(out.array());
   }
 
   @Override
