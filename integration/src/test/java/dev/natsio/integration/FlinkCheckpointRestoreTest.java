@@ -24,7 +24,6 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.UUID;
@@ -275,16 +274,16 @@ public class FlinkCheckpointRestoreTest {
    */
   private void awaitCheckpointAfter(@Nullable Path previous) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;
-    while (previous != null && checkpointNumber(awaitCheckpoint()) <= checkpointNumber(previous)) {
+    Path latest;
+    while ((latest = latestCheckpoint()) == null || (previous != null && checkpointNumber(latest) <= checkpointNumber(previous))) {
       if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("No checkpoint completed after " + previous);
+        throw new AssertionError("No checkpoint completed after " + previous + " under " + checkpoints.getRoot());
       }
       Thread.sleep(200);
     }
-    awaitCheckpoint();
   }
 
-  /** The newest completed checkpoint directory, or null when there is none yet. */
+  /** The newest completed checkpoint directory (chk-N holding _metadata), or null when there is none yet. */
   private @Nullable Path latestCheckpoint() throws java.io.IOException {
     try (Stream<Path> files = Files.walk(checkpoints.getRoot().toPath())) {
       return files.filter(p -> p.getFileName().toString().equals("_metadata"))
@@ -294,22 +293,10 @@ public class FlinkCheckpointRestoreTest {
     }
   }
 
-  /** The newest completed, retained checkpoint directory (chk-N holding _metadata). */
+  /** The newest completed, retained checkpoint directory, once there is one. */
   private Path awaitCheckpoint() throws Exception {
-    long deadline = System.currentTimeMillis() + 60_000;
-    while (System.currentTimeMillis() < deadline) {
-      Optional<Path> latest;
-      try (Stream<Path> files = Files.walk(checkpoints.getRoot().toPath())) {
-        latest = files.filter(p -> p.getFileName().toString().equals("_metadata"))
-            .map(Path::getParent)
-            .max(Comparator.comparingInt(FlinkCheckpointRestoreTest::checkpointNumber));
-      }
-      if (latest.isPresent()) {
-        return latest.get();
-      }
-      Thread.sleep(200);
-    }
-    throw new AssertionError("No completed checkpoint under " + checkpoints.getRoot());
+    awaitCheckpointAfter(null);
+    return latestCheckpoint();
   }
 
   private static Set<Long> sourceSequencesIn(JetStreamManagement jsm, String stream) throws Exception {
