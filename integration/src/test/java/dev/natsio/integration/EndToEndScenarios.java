@@ -102,17 +102,51 @@ final class EndToEndScenarios {
 
   /**
    * Scenario 2 under steady traffic: windows close while messages keep arriving, not only once the
-   * stream goes quiet. A publisher sends about 2,000 messages a second; while it still runs, every
+   * stream goes quiet. A publisher sends about 2,000 messages a second in bursts ({@link Pace#BURSTS});
+   * while it still runs, every
    * window that ended two seconds before a cut-off must have been written back with its exact count
    * within 10 seconds. The idle watermark is set an hour back, so only the watermark from the
    * messages' publish times can close them.
    */
   static void windowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline) throws Exception {
+    windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, Pace.BURSTS);
+  }
+
+  /** The same at {@code pace}. */
+  static void windowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline, Pace pace)
+      throws Exception {
     String clicks = "steady_" + shortId();
     // An idle watermark an hour behind: only the publish times of the messages read can close windows.
     windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks,
         NatsIO.read().withServers(server.url()).withStream(clicks).withIdleWatermarkDelay(Duration.standardHours(1)),
-        (i, round) -> clicks + ".page" + ((i + round) % 3), List.of());
+        (i, round) -> clicks + ".page" + ((i + round) % 3), List.of(), pace);
+  }
+
+  /** How the traffic of the live-window scenarios arrives: one round every 100 ms. */
+  enum Pace {
+    /** 200 messages at once, then 100 ms of quiet: about 2,000 a second. */
+    BURSTS {
+      @Override
+      void publishRound(Connection connection, SubjectOf subjectOf, int round) throws Exception {
+        publish(connection, i -> subjectOf.subject(i, round), 200, JetStreamTestData::payload, i -> null);
+        Thread.sleep(100);
+      }
+    },
+    /**
+     * One message every 5 ms, each waiting for its ack: about 200 a second with no gap a reader
+     * could take for the end of its backlog (the rate a cluster job in FlinkClusterTest meets).
+     */
+    STEADY {
+      @Override
+      void publishRound(Connection connection, SubjectOf subjectOf, int round) throws Exception {
+        for (int i = 0; i < 20; i++) {
+          connection.jetStream().publish(subjectOf.subject(i, round), JetStreamTestData.payload(i));
+          Thread.sleep(5);
+        }
+      }
+    };
+
+    abstract void publishRound(Connection connection, SubjectOf subjectOf, int round) throws Exception;
   }
 
   /** The same across 4 partitions, each getting a quarter of the traffic. */
@@ -120,7 +154,7 @@ final class EndToEndScenarios {
       throws Exception {
     String clicks = "parts_" + shortId();
     windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, partitionedRead(server, clicks, Duration.standardHours(1)),
-        (i, round) -> clicks + "." + (i % 4) + ".page" + ((i + round) % 3), List.of());
+        (i, round) -> clicks + "." + (i % 4) + ".page" + ((i + round) % 3), List.of(), Pace.BURSTS);
   }
 
   /**
@@ -131,7 +165,8 @@ final class EndToEndScenarios {
       throws Exception {
     String clicks = "skew_" + shortId();
     windowsCloseWhileMessagesKeepArriving(server, streamingPipeline, clicks, partitionedRead(server, clicks, Duration.standardSeconds(1)),
-        (i, round) -> clicks + ".0.page" + ((i + round) % 3), List.of(clicks + ".1.q", clicks + ".2.q", clicks + ".3.q"));
+        (i, round) -> clicks + ".0.page" + ((i + round) % 3), List.of(clicks + ".1.q", clicks + ".2.q", clicks + ".3.q"),
+        Pace.BURSTS);
   }
 
   /** Partitions {@code stream.0.>} to {@code stream.3.>} of {@code stream}. */
@@ -151,7 +186,7 @@ final class EndToEndScenarios {
    * the steady traffic starts and none after, which goes to {@code subjectOf}.
    */
   static void windowsCloseWhileMessagesKeepArriving(NatsTestServer server, Supplier<Pipeline> streamingPipeline, String clicks,
-      NatsIO.Read read, SubjectOf subjectOf, List<String> quietSubjects) throws Exception {
+      NatsIO.Read read, SubjectOf subjectOf, List<String> quietSubjects, Pace pace) throws Exception {
     String counts = "steady_counts_" + shortId();
     try (Connection connection = server.connect()) {
       createStream(connection, clicks, clicks + ".>");
@@ -166,9 +201,7 @@ final class EndToEndScenarios {
       try (Connection connection = server.connect()) {
         long deadline = System.currentTimeMillis() + 120_000;
         for (int round = 0; publishing.get() && System.currentTimeMillis() < deadline; round++) {
-          int offset = round;
-          publish(connection, i -> subjectOf.subject(i, offset), 200, JetStreamTestData::payload, i -> null);
-          Thread.sleep(100);
+          pace.publishRound(connection, subjectOf, round);
         }
       } catch (Exception e) {
         throw new java.util.concurrent.CompletionException(e);

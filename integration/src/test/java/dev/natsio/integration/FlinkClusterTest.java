@@ -103,7 +103,7 @@ public class FlinkClusterTest {
       String job = cluster.submit(WindowedCounts.class.getName(), withStreaming(
           "--natsUrl=" + server.url(), "--inputStream=live_in", "--outputSubject=live.out"));
       cluster.awaitJobRunning(job, JOB_TIMEOUT);
-      awaitStoredAtLeast("live_out", 3);
+      awaitStoredAtLeast("live_out", 3, job);
       // A checkpoint taken after these windows were written holds a position past their messages.
       long readBeforeCheckpoint = sumOfCounts(readAll("live_out"));
       // (The next one may have been triggered before: the one after it was not.)
@@ -141,14 +141,7 @@ public class FlinkClusterTest {
       String[] args = withStreaming("--natsUrl=" + server.url(), "--inputStream=savepoint_in", "--outputSubject=savepoint.out");
       String first = cluster.submit(WindowedCounts.class.getName(), args);
       cluster.awaitJobRunning(first, JOB_TIMEOUT);
-      try {
-        awaitStoredAtLeast("savepoint_out", 3);
-      } catch (AssertionError e) {
-        // Seen once in CI (the first job wrote no window in 120 s): say where it stood.
-        throw new AssertionError(e.getMessage() + "; published " + traffic.published() + ", stored in savepoint_in "
-            + uncheckedMessageCount(jsm(), "savepoint_in") + ", records the read sent "
-            + cluster.recordsSent(first, "Read/Read stream savepoint_in"), e);
-      }
+      awaitStoredAtLeast("savepoint_out", 3, first);
       // The read has one split: Beam's Flink source ends the subtask without one soon after the
       // start, and a stop with savepoint taken while it ends fails ("Task local checkpoint failure").
       FlinkTestCluster.await("the read's subtask without a split to finish", JOB_TIMEOUT,
@@ -261,6 +254,15 @@ public class FlinkClusterTest {
   private static void awaitStoredAtLeast(String stream, long count) {
     JetStreamManagement jsm = jsm();
     FlinkTestCluster.await(count + " messages in " + stream, JOB_TIMEOUT, () -> uncheckedMessageCount(jsm, stream) >= count);
+  }
+
+  /** As {@link #awaitStoredAtLeast(String, long)}, saying on failure where the job writing them stood. */
+  private static void awaitStoredAtLeast(String stream, long count, String job) {
+    try {
+      awaitStoredAtLeast(stream, count);
+    } catch (AssertionError e) {
+      throw new AssertionError(e.getMessage() + "; " + cluster.describe(job), e);
+    }
   }
 
   /**

@@ -26,4 +26,9 @@ public class FlinkEndToEndTest {
   public void liveWindowsCloseWhileMessagesKeepArriving() throws Exception {
     EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> FlinkPipelines.streaming(2, 2_000));
   }
+
+  @Test
+  public void liveWindowsCloseWhileMessagesArriveSteadilyEveryFewMilliseconds() throws Exception {
+    EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> FlinkPipelines.streaming(2, 2_000), EndToEndScenarios.Pace.STEADY);
+  }
 }

@@ -28,11 +28,17 @@ import org.slf4j.LoggerFactory;
  * <h3>Polling</h3>
  *
  * <p>Runners call {@link #advance()} on their task thread and poll again later when it returns
- * false. It waits up to {@link #POLL} for a message: long enough to bridge the moment between two
- * pulled batches while a backlog drains (Flink's source, told "nothing yet", sleeps up to 50 ms; a
- * 1 ms poll cost a drain half its throughput), short enough not to hold up the task's checkpoints.
- * A split that may share its subtask with others ({@link JetStreamUnboundedSource#sharesTask})
- * does not wait at all, so a quiet partition does not hold up a busy one read in turn with it.
+ * false. While the server says more messages follow the last one read (its {@code num_pending}),
+ * it waits up to {@link #POLL} for the next: long enough to bridge the moment between two pulled
+ * batches while a backlog drains (Flink's source, told "nothing yet", sleeps up to 50 ms; a 1 ms
+ * poll cost a drain half its throughput), short enough not to hold up the task's checkpoints.
+ * Once the read has caught up it does not wait: Beam's Flink operators pass the watermark on only
+ * between bundles, and end a bundle on a timer whose follow-up runs when the task thread is free;
+ * a reader that waited for each message of a steady stream (one every few milliseconds) kept the
+ * task thread in {@link #advance()} until the next message opened the next bundle, and windows
+ * never closed (FlinkEndToEndTest, steady traffic). A split that may share its subtask with others
+ * ({@link JetStreamUnboundedSource#sharesTask}) does not wait at all, so a quiet partition does not
+ * hold up a busy one read in turn with it.
  * While the stream is quiet it asks the server, at most every {@link
  * JetStreamReadCore#LOOK_AHEAD_INTERVAL_MILLIS}, whether anything lies after its position; when nothing does, the watermark advances as the
  * splittable DoFn's does ({@link JetStreamReadCore#idleWatermark}).
@@ -95,6 +101,8 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   private long reopenAfterMillis;
   private long statsReportedAtMillis;
   private boolean closed;
+  /** Whether the server said more messages follow the last one read: only then does a poll wait. */
+  private boolean morePending = true;
 
   private @Nullable NatsMessage current;
   private @Nullable Instant currentTimestamp;
@@ -129,7 +137,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     reportStats();
     Message message;
     try {
-      message = reader.next(poll); // null: take what is buffered, without waiting.
+      message = reader.next(morePending ? poll : null); // null: take what is buffered, without waiting.
     } catch (NatsIOException e) {
       LOG.warn("Reading stream {} at sequence {} failed ({}); resuming with a new consumer",
           descriptor.getStream(), nextSequence, e.getMessage());
@@ -162,6 +170,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     }
     JetStreamReadCore.Element element = core.toElement(message);
     nextSequence = element.sequence + 1;
+    morePending = message.metaData().pendingCount() > 0;
     if (element.timestamp == null) {
       throw core.timestampFailure(element); // A source has no bad-record output: see NatsIO.Read#expand.
     }

@@ -374,6 +374,23 @@ public final class FlinkTestCluster implements AutoCloseable {
     return last[0];
   }
 
+  /**
+   * What a job is doing, for a failure message: its state, and for each vertex its status, the
+   * records it sent and each subtask's input watermark (Long.MIN_VALUE: none yet).
+   */
+  public String describe(String jobId) {
+    StringBuilder description = new StringBuilder("job " + jobId + " " + jobState(jobId));
+    for (JsonNode vertex : get("/jobs/" + jobId).path("vertices")) {
+      String id = vertex.path("id").asText();
+      description.append("\n  ").append(vertex.path("name").asText()).append(": ").append(vertex.path("status").asText())
+          .append(", sent ").append(vertex.path("metrics").path("write-records").asLong()).append(", input watermarks");
+      for (JsonNode watermark : get("/jobs/" + jobId + "/vertices/" + id + "/watermarks")) {
+        description.append(' ').append(watermark.path("id").asText()).append('=').append(watermark.path("value").asText());
+      }
+    }
+    return description.toString();
+  }
+
   /** A GET on the REST API, as JSON. */
   public JsonNode get(String path) {
     return send(HttpRequest.newBuilder(rest(path)).GET());
