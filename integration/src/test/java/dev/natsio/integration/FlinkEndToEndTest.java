@@ -1,6 +1,8 @@
 package dev.natsio.integration;
 
 import dev.natsio.beam.testing.NatsTestServer;
+import org.apache.beam.runners.flink.FlinkPipelineOptions;
+import org.apache.beam.sdk.Pipeline;
 import org.junit.ClassRule;
 import org.junit.Test;
 
@@ -25,6 +27,20 @@ public class FlinkEndToEndTest {
   @Test
   public void liveWindowsCloseWhileMessagesKeepArriving() throws Exception {
     EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> FlinkPipelines.streaming(2, 2_000));
+  }
+
+  /**
+   * Checkpoints every second, the runner's bundle time: Beam's Flink operators then pass watermarks
+   * on only if bundles finish before checkpoints (see RunnerOptions), which this job asks for.
+   * Without {@code --finishBundleBeforeCheckpointing=true} no window closed (measured once).
+   */
+  @Test
+  public void liveWindowsCloseWithCheckpointsEverySecondWhenBundlesFinishBeforeCheckpoints() throws Exception {
+    EndToEndScenarios.windowsCloseWhileMessagesKeepArriving(SERVER, () -> {
+      Pipeline pipeline = FlinkPipelines.streaming(2, 1_000);
+      pipeline.getOptions().as(FlinkPipelineOptions.class).setFinishBundleBeforeCheckpointing(true);
+      return pipeline;
+    }, EndToEndScenarios.Pace.STEADY);
   }
 
   @Test

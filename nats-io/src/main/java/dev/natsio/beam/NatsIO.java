@@ -1072,6 +1072,9 @@ public final class NatsIO {
     public PCollection<NatsMessage> expand(PBegin input) {
       validate();
       validateRate(getMaxMessagesPerSecond());
+      if (!isBounded()) {
+        RunnerOptions.warnIfCheckpointsHoldWatermarksBack(input.getPipeline().getOptions());
+      }
       if (getSubject() != null) {
         return input
             .apply("Impulse", Impulse.create())
@@ -1517,6 +1520,7 @@ public final class NatsIO {
       validateTuning(getSplitSize(), getBatchSize());
       validateLimits(getMaxNumRecords(), getMaxReadTime());
       validateRate(getMaxMessagesPerSecond());
+      RunnerOptions.warnIfCheckpointsHoldWatermarksBack(input.getPipeline().getOptions());
       ErrorHandler<BadRecord, ?> errorHandler = getBadRecordErrorHandler();
       // The DoFn gets the settings without the handler, which holds the pipeline's error collections.
       ReadFromJetStreamDoFn fn = ReadFromJetStreamDoFn.create(toBuilder().setBadRecordErrorHandler(null).build(), errorHandler != null);

@@ -105,25 +105,11 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
 
   /**
    * Why the runner in {@code options} would never acknowledge, or null when it would: Flink runs
-   * bundle finalization only in streaming mode with checkpointing on. Read through reflection, as
-   * NatsIO does not depend on the Flink runner.
+   * bundle finalization only in streaming mode with checkpointing on.
    */
   static @Nullable String finalizationProblem(PipelineOptions options, boolean bounded) {
-    String runner = options.getRunner() == null ? "" : options.getRunner().getName();
-    if (!runner.contains("Flink")) {
-      return null;
-    }
-    boolean streaming = options.as(StreamingOptions.class).isStreaming();
-    Long interval = null;
-    try {
-      @SuppressWarnings("unchecked")
-      Class<? extends PipelineOptions> flink =
-          (Class<? extends PipelineOptions>) Class.forName("org.apache.beam.runners.flink.FlinkPipelineOptions");
-      interval = (Long) flink.getMethod("getCheckpointingInterval").invoke(options.as(flink));
-    } catch (ReflectiveOperationException | RuntimeException e) {
-      LOG.debug("Could not read Flink's checkpointing interval", e);
-    }
-    return finalizationProblem(runner, streaming, interval, bounded);
+    return finalizationProblem(RunnerOptions.runnerName(options), options.as(StreamingOptions.class).isStreaming(),
+        RunnerOptions.flinkCheckpointingInterval(options), bounded);
   }
 
   static @Nullable String finalizationProblem(String runner, boolean streaming, @Nullable Long checkpointingInterval, boolean bounded) {
@@ -146,31 +132,17 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
 
   /**
    * How many pullers a read uses: the job's parallelism where the runner's options say it (Flink's
-   * {@code --parallelism}, the Direct runner's {@code --targetParallelism}), else one. Read through
-   * reflection, as NatsIO depends on no runner.
+   * {@code --parallelism}, the Direct runner's {@code --targetParallelism}), else one.
    */
   static int pullers(PipelineOptions options) {
-    String runner = options.getRunner() == null ? "" : options.getRunner().getName();
-    String[][] candidates = {
-      {"Flink", "org.apache.beam.runners.flink.FlinkPipelineOptions", "getParallelism"},
-      {"Direct", "org.apache.beam.runners.direct.DirectOptions", "getTargetParallelism"},
-    };
-    for (String[] candidate : candidates) {
-      if (!runner.contains(candidate[0])) {
-        continue;
-      }
-      try {
-        @SuppressWarnings("unchecked")
-        Class<? extends PipelineOptions> type = (Class<? extends PipelineOptions>) Class.forName(candidate[1]);
-        Object parallelism = type.getMethod(candidate[2]).invoke(options.as(type));
-        if (parallelism instanceof Integer && (Integer) parallelism > 0) {
-          return (Integer) parallelism;
-        }
-      } catch (ReflectiveOperationException | RuntimeException e) {
-        LOG.debug("Could not read the parallelism of {}", runner, e);
-      }
+    String runner = RunnerOptions.runnerName(options);
+    Object parallelism = null;
+    if (runner.contains("Flink")) {
+      parallelism = RunnerOptions.read(options, RunnerOptions.FLINK_OPTIONS, "getParallelism");
+    } else if (runner.contains("Direct")) {
+      parallelism = RunnerOptions.read(options, RunnerOptions.DIRECT_OPTIONS, "getTargetParallelism");
     }
-    return 1;
+    return parallelism instanceof Integer && (Integer) parallelism > 0 ? (Integer) parallelism : 1;
   }
 
   // ---- Restriction -----------------------------------------------------------------------------

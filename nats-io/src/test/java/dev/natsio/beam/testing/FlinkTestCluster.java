@@ -387,6 +387,21 @@ public final class FlinkTestCluster implements AutoCloseable {
       for (JsonNode watermark : get("/jobs/" + jobId + "/vertices/" + id + "/watermarks")) {
         description.append(' ').append(watermark.path("id").asText()).append('=').append(watermark.path("value").asText());
       }
+      // Each operator's watermarks and record counts, per subtask: where in a chain a watermark stops.
+      List<String> wanted = new ArrayList<>();
+      for (JsonNode metric : get("/jobs/" + jobId + "/vertices/" + id + "/metrics")) {
+        String name = metric.path("id").asText();
+        if (name.endsWith("Watermark") || name.endsWith(".numRecordsOut") || name.endsWith(".numRecordsIn")) {
+          wanted.add(name);
+        }
+      }
+      for (int from = 0; from < wanted.size(); from += 20) {
+        String names = String.join(",", wanted.subList(from, Math.min(wanted.size(), from + 20)));
+        for (JsonNode metric : get("/jobs/" + jobId + "/vertices/" + id + "/metrics?get="
+            + java.net.URLEncoder.encode(names, StandardCharsets.UTF_8))) {
+          description.append("\n    ").append(metric.path("id").asText()).append('=').append(metric.path("value").asText());
+        }
+      }
     }
     return description.toString();
   }
