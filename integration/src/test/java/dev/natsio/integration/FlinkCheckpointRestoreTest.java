@@ -169,7 +169,7 @@ public class FlinkCheckpointRestoreTest {
       PipelineResult first = EndToEndScenarios.copyJob(Pipeline.create(restorableOptions(null)), SERVER, read, "psink", firstRun).run();
       try {
         EndToEndScenarios.awaitCount(jsm, "psink", 2_000);
-        // A subtask reads its two partitions in turns: one may start well ahead of the other.
+        // A subtask reads its two partitions in turns of a batch each: one may be well ahead.
         awaitEveryPartitionStored(firstRun);
         awaitCheckpointAfter(latestCheckpoint());
       } finally {
@@ -270,7 +270,8 @@ public class FlinkCheckpointRestoreTest {
 
   /**
    * A checkpoint completed after {@code previous} (null: any): one taken now holds what the job
-   * has done so far, whereas the newest one may predate it.
+   * has done so far, whereas the newest one may predate it (a read that emits a batch of messages
+   * through a slow step is checkpointed only between batches).
    */
   private void awaitCheckpointAfter(@Nullable Path previous) throws Exception {
     long deadline = System.currentTimeMillis() + 60_000;

@@ -128,6 +128,18 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   @Override
   public boolean advance() throws IOException {
+    return advance(poll);
+  }
+
+  /**
+   * As {@link #advance()}, but takes only a message already buffered, never waiting: how a {@link
+   * JetStreamBatchSource} fills a batch after its first message.
+   */
+  boolean advanceBuffered() throws IOException {
+    return advance(null);
+  }
+
+  private boolean advance(@Nullable Duration wait) throws IOException {
     current = null;
     currentTimestamp = null;
     core.collectBackgroundResults();
@@ -137,7 +149,7 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     reportStats();
     Message message;
     try {
-      message = reader.next(morePending ? poll : null); // null: take what is buffered, without waiting.
+      message = reader.next(morePending ? wait : null); // null: take what is buffered, without waiting.
     } catch (NatsIOException e) {
       LOG.warn("Reading stream {} at sequence {} failed ({}); resuming with a new consumer",
           descriptor.getStream(), nextSequence, e.getMessage());

@@ -1100,8 +1100,12 @@ public final class NatsIO {
       if (!isBounded() && getBadRecordErrorHandler() == null && JetStreamUnboundedSource.isPreferredOn(input.getPipeline().getOptions())) {
         // A live tail on a runner that runs sources natively (classic Flink): see JetStreamUnboundedSource,
         // whose split() makes one split per partition.
-        return input.apply("Read stream " + descriptor.getStream(),
-            org.apache.beam.sdk.io.Read.from(new JetStreamUnboundedSource(toReadSourceDescriptors(), descriptor)));
+        // It reads batches (see NatsMessageBatch for why), made single messages again at once.
+        return input
+            .apply("Read stream " + descriptor.getStream(),
+                org.apache.beam.sdk.io.Read.from(new JetStreamBatchSource(new JetStreamUnboundedSource(toReadSourceDescriptors(), descriptor))))
+            .apply("Messages of stream " + descriptor.getStream(), ParDo.of(new NatsMessageBatch.Unbatch()))
+            .setCoder(NatsMessageCoder.of());
       }
       // A record limit covers the whole read, so it stays one descriptor; otherwise one per partition.
       List<NatsSourceDescriptor> partitions =

@@ -80,6 +80,11 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
   @Override
   public void encode(NatsMessage message, OutputStream outStream) throws IOException {
+    outStream.write(toBytes(message));
+  }
+
+  /** The message's encoding in an array of exactly its size (also how a {@link NatsMessageBatch} is written). */
+  static byte[] toBytes(NatsMessage message) throws IOException {
     byte[] subject = utf8(message.getSubject());
     byte[] payload = message.getPayload();
     byte[] stream = message.getStream() == null ? null : utf8(message.getStream());
@@ -134,7 +139,7 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
         putWithLength(out, headerStrings[next++]);
       }
     }
-    outStream.write(out.array());
+    return out.array();
   }
 
   @Override

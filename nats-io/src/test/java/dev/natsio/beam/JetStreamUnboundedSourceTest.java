@@ -453,8 +453,8 @@ public class JetStreamUnboundedSourceTest {
     List<PTransform<?, ?>> transforms = transformsOf(pipeline);
     List<Read.Unbounded<?>> reads = unboundedReadsIn(transforms);
     assertThat(reads.size(), equalTo(1));
-    assertThat(reads.get(0).getSource(), instanceOf(JetStreamUnboundedSource.class));
-    JetStreamUnboundedSource source = (JetStreamUnboundedSource) reads.get(0).getSource();
+    assertThat(reads.get(0).getSource(), instanceOf(JetStreamBatchSource.class));
+    JetStreamUnboundedSource source = ((JetStreamBatchSource) reads.get(0).getSource()).messageSource();
     assertThat(source.getDescriptor(), equalTo(NatsSourceDescriptor.of("orders")));
     assertThat(source.getSpec().getConnectionConfiguration().getServers(), equalTo(SERVER.url()));
     assertThat(splittableReadsIn(transforms), equalTo(0));
