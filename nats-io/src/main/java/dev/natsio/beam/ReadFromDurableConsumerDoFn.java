@@ -135,11 +135,10 @@ abstract class ReadFromDurableConsumerDoFn extends LiveReadDoFn<Integer> {
    * {@code --parallelism}, the Direct runner's {@code --targetParallelism}), else one.
    */
   static int pullers(PipelineOptions options) {
-    String runner = RunnerOptions.runnerName(options);
     Object parallelism = null;
-    if (runner.contains("Flink")) {
+    if (RunnerOptions.isFlink(options)) {
       parallelism = RunnerOptions.read(options, RunnerOptions.FLINK_OPTIONS, "getParallelism");
-    } else if (runner.contains("Direct")) {
+    } else if (RunnerOptions.runnerName(options).contains("Direct")) {
       parallelism = RunnerOptions.read(options, RunnerOptions.DIRECT_OPTIONS, "getTargetParallelism");
     }
     return parallelism instanceof Integer && (Integer) parallelism > 0 ? (Integer) parallelism : 1;
