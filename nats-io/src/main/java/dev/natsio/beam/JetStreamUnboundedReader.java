@@ -75,9 +75,10 @@ import org.slf4j.LoggerFactory;
  * <p>The same counters, backlog gauge and lineage as the splittable DoFn ({@link
  * JetStreamReadMetrics}), updated only from {@link #start()} and {@link #advance()}, which runners
  * call with the step's metrics container in place (Flink takes checkpoint marks and closes readers
- * outside it, where Beam would log an error and drop the update): the counters with each message,
- * the backlog gauge when new stream statistics arrived. {@link #getSplitBacklogBytes()} answers
- * from the same figures without a request of its own.
+ * outside it, where Beam would log an error and drop the update): the counters with each message
+ * (a {@link JetStreamBatchSource}'s batch at once), the backlog gauge when new stream statistics
+ * arrived. {@link #getSplitBacklogBytes()} answers from the same figures without a request of its
+ * own.
  */
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamUnboundedReader.class);
@@ -106,6 +107,9 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   private @Nullable NatsMessage current;
   private @Nullable Instant currentTimestamp;
+  /** Read but not yet added to the counters: see {@link #reportReads()}. */
+  private long unreportedMessages;
+  private long unreportedBytes;
   /** Written by the task thread, read by the runner's metrics thread; negative until known. */
   private volatile long backlogBytes = -1;
 
@@ -128,15 +132,30 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
 
   @Override
   public boolean advance() throws IOException {
-    return advance(poll);
+    boolean read = advance(poll);
+    reportReads();
+    return read;
   }
 
   /**
-   * As {@link #advance()}, but takes only a message already buffered, never waiting: how a {@link
-   * JetStreamBatchSource} fills a batch after its first message.
+   * As {@link #advance()}, but takes only a message already buffered, never waiting, and leaves
+   * the counters to {@link #reportReads()}: how a {@link JetStreamBatchSource} fills a batch after
+   * its first message.
    */
   boolean advanceBuffered() throws IOException {
     return advance(null);
+  }
+
+  /**
+   * Adds the messages read since the last call to the read counters. Each update of a Beam counter
+   * looks up the step's container and the counter in it (four counters: a tenth of the task
+   * thread's time per message in a Flink drain), so a batch is counted once. Only from within
+   * {@code start()} or {@code advance()}, where the runner has put the step's container in place.
+   */
+  void reportReads() {
+    core.metrics().recordRead(unreportedMessages, unreportedBytes);
+    unreportedMessages = 0;
+    unreportedBytes = 0;
   }
 
   private boolean advance(@Nullable Duration wait) throws IOException {
@@ -192,7 +211,8 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
     }
     current = element.message;
     currentTimestamp = element.timestamp;
-    core.metrics().recordRead(1, element.message.getPayload().length);
+    unreportedMessages++;
+    unreportedBytes += element.message.getPayload().length;
     return true;
   }
 

@@ -1,6 +1,5 @@
 package dev.natsio.beam;
 
-import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -61,10 +60,13 @@ final class NatsMessageBatch {
   /** The messages in stream order, decoded on first use when the batch came through its coder. */
   List<NatsMessage> messages() throws IOException {
     if (messages == null) {
-      InputStream in = new ByteArrayInputStream(encodedMessages);
+      ByteBuffer encoded = ByteBuffer.wrap(encodedMessages);
       List<NatsMessage> decoded = new ArrayList<>(size());
       for (int i = 0; i < size(); i++) {
-        decoded.add(NatsMessageCoder.of().decode(in));
+        decoded.add(NatsMessageCoder.decode(encoded));
+      }
+      if (encoded.hasRemaining()) {
+        throw new IOException("A batch of " + size() + " messages with " + encoded.remaining() + " bytes after them: not a NatsMessageBatch encoding");
       }
       messages = decoded;
     }

@@ -144,28 +144,40 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
   @Override
   public NatsMessage decode(InputStream in) throws IOException {
+    return decode(new StreamInput(in));
+  }
+
+  /**
+   * Decodes the message at the buffer's position and moves it past the message: how a {@link
+   * NatsMessageBatch} reads its messages in place, without copying each field out first.
+   */
+  static NatsMessage decode(ByteBuffer encoded) throws IOException {
+    return decode(new BufferInput(encoded));
+  }
+
+  private static NatsMessage decode(Input in) throws IOException {
     // Reads exactly the bytes encode wrote and never past them (the coder is used nested, inside
     // other coders), in as few bulk reads as the lengths allow: each read takes a field and what
     // follows it up to the next length. A message without headers takes four reads, or five with
     // a stream.
-    ByteBuffer chunk = read(in, 1 + 4);
+    ByteBuffer chunk = in.next(1 + 4);
     int presence = chunk.get() & 0xFF;
     boolean hasStream = (presence & HAS_STREAM) != 0;
     // What follows the stream, or the sequence when there is none: timestamp, delivered count, header count.
     int tail = ((presence & HAS_TIMESTAMP) != 0 ? 8 : 0) + ((presence & HAS_DELIVERED_COUNT) != 0 ? 8 : 0) + 4;
     int subjectLength = length(chunk.getInt());
 
-    chunk = read(in, subjectLength + 4);
+    chunk = in.next(subjectLength + 4);
     String subject = utf8(chunk, subjectLength);
     byte[] payload = new byte[length(chunk.getInt())];
-    readFully(in, payload);
+    in.readFully(payload);
 
-    chunk = read(in, 8 + (hasStream ? 4 : tail));
+    chunk = in.next(8 + (hasStream ? 4 : tail));
     long sequence = chunk.getLong();
     String stream = null;
     if (hasStream) {
       int streamLength = length(chunk.getInt());
-      chunk = read(in, streamLength + tail);
+      chunk = in.next(streamLength + tail);
       stream = utf8(chunk, streamLength);
     }
     Instant timestamp = (presence & HAS_TIMESTAMP) != 0 ? Instant.ofEpochMilli(chunk.getLong()) : null;
@@ -180,23 +192,23 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
    * #decode}, a read takes the int after its field, except where that int might not be there: after
    * the last header's value count (it may have no values) and after its last value.
    */
-  private static Map<String, List<String>> readHeaders(InputStream in, int headerCount) throws IOException {
+  private static Map<String, List<String>> readHeaders(Input in, int headerCount) throws IOException {
     Map<String, List<String>> headers = new TreeMap<>();
-    int length = length(read(in, 4).getInt());
+    int length = length(in.next(4).getInt());
     for (int i = 0; i < headerCount; i++) {
       boolean lastHeader = i == headerCount - 1;
-      ByteBuffer chunk = read(in, length + 4 + (lastHeader ? 0 : 4));
+      ByteBuffer chunk = in.next(length + 4 + (lastHeader ? 0 : 4));
       String key = utf8(chunk, length);
       int valueCount = count(chunk.getInt());
       if (!lastHeader) {
         length = length(chunk.getInt());
       } else if (valueCount > 0) {
-        length = length(read(in, 4).getInt());
+        length = length(in.next(4).getInt());
       }
       List<String> values = new ArrayList<>(valueCount);
       for (int j = 0; j < valueCount; j++) {
         boolean more = !lastHeader || j < valueCount - 1;
-        chunk = read(in, length + (more ? 4 : 0));
+        chunk = in.next(length + (more ? 4 : 0));
         values.add(utf8(chunk, length));
         if (more) {
           length = length(chunk.getInt());
@@ -205,6 +217,72 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
       headers.put(key, values);
     }
     return headers;
+  }
+
+  /**
+   * Where {@link #decode(Input)} takes its bytes: {@code next(n)} returns a buffer positioned at
+   * the next {@code n} bytes, which the caller consumes before asking again.
+   */
+  private interface Input {
+    ByteBuffer next(int length) throws IOException;
+
+    void readFully(byte[] into) throws IOException;
+  }
+
+  /** A stream: each read is copied out of it into an array of its own. */
+  private static final class StreamInput implements Input {
+    private final InputStream in;
+
+    StreamInput(InputStream in) {
+      this.in = in;
+    }
+
+    @Override
+    public ByteBuffer next(int length) throws IOException {
+      if (length < 0) { // a field length near Integer.MAX_VALUE plus what is read after it
+        throw new IOException("NatsMessage read of more than Integer.MAX_VALUE bytes: not a NatsMessageCoder encoding");
+      }
+      byte[] bytes = new byte[length];
+      readFully(bytes);
+      return ByteBuffer.wrap(bytes);
+    }
+
+    @Override
+    public void readFully(byte[] bytes) throws IOException {
+      int read = 0;
+      while (read < bytes.length) {
+        int n = in.read(bytes, read, bytes.length - read);
+        if (n < 0) {
+          throw new EOFException("NatsMessage ended after " + read + " of the " + bytes.length + " bytes of a read");
+        }
+        read += n;
+      }
+    }
+  }
+
+  /** An array-backed buffer holding the encoding: read in place, each read checked against what is left. */
+  private static final class BufferInput implements Input {
+    private final ByteBuffer buffer;
+
+    BufferInput(ByteBuffer buffer) {
+      this.buffer = buffer;
+    }
+
+    @Override
+    public ByteBuffer next(int length) throws IOException {
+      if (length < 0 || length > buffer.remaining()) {
+        throw new EOFException("NatsMessage read of " + length + " bytes with " + buffer.remaining() + " left: not a NatsMessageCoder encoding");
+      }
+      return buffer;
+    }
+
+    @Override
+    public void readFully(byte[] into) throws IOException {
+      if (into.length > buffer.remaining()) {
+        throw new EOFException("NatsMessage payload of " + into.length + " bytes with " + buffer.remaining() + " left: not a NatsMessageCoder encoding");
+      }
+      buffer.get(into);
+    }
   }
 
   private static final byte[][] NO_STRINGS = new byte[0][];
@@ -229,30 +307,9 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
   /** The next {@code length} bytes of the chunk as UTF-8. */
   private static String utf8(ByteBuffer chunk, int length) {
-    String value = new String(chunk.array(), chunk.position(), length, StandardCharsets.UTF_8);
+    String value = new String(chunk.array(), chunk.arrayOffset() + chunk.position(), length, StandardCharsets.UTF_8);
     chunk.position(chunk.position() + length);
     return value;
-  }
-
-  /** The next {@code length} bytes of the stream, which must have them. */
-  private static ByteBuffer read(InputStream in, int length) throws IOException {
-    if (length < 0) { // a field length near Integer.MAX_VALUE plus what is read after it
-      throw new IOException("NatsMessage read of more than Integer.MAX_VALUE bytes: not a NatsMessageCoder encoding");
-    }
-    byte[] bytes = new byte[length];
-    readFully(in, bytes);
-    return ByteBuffer.wrap(bytes);
-  }
-
-  private static void readFully(InputStream in, byte[] bytes) throws IOException {
-    int read = 0;
-    while (read < bytes.length) {
-      int n = in.read(bytes, read, bytes.length - read);
-      if (n < 0) {
-        throw new EOFException("NatsMessage ended after " + read + " of the " + bytes.length + " bytes of a read");
-      }
-      read += n;
-    }
   }
 
   private static int length(int length) throws IOException {

@@ -12,13 +12,17 @@ import dev.natsio.beam.testing.JetStreamTestData;
 import dev.natsio.beam.testing.NatsTestServer;
 import io.nats.client.Connection;
 import io.nats.client.impl.Headers;
+import java.io.Closeable;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.LongStream;
+import org.apache.beam.runners.core.metrics.MetricsContainerImpl;
 import org.apache.beam.sdk.io.UnboundedSource.UnboundedReader;
+import org.apache.beam.sdk.metrics.MetricName;
+import org.apache.beam.sdk.metrics.MetricsEnvironment;
 import org.apache.beam.sdk.options.PipelineOptions;
 import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.testing.CoderProperties;
@@ -189,6 +193,31 @@ public class JetStreamBatchSourceTest {
     assertThat(read.stream().map(NatsMessage::getSubject).distinct().count(), greaterThan(2L));
   }
 
+  @Test
+  public void eachBatchAddsAllItsMessagesAndBytesToTheReadCountersByTheTimeItIsReturned() throws Exception {
+    createStream(connection, "batchcount", "batchcount.>");
+    publish(connection, "batchcount.x", 1_000); // Payloads "m0".."m999": 10×2 + 90×3 + 900×4 = 3,890 bytes.
+
+    MetricsContainerImpl container = new MetricsContainerImpl("read");
+    long messages = 0;
+    long bytes = 0;
+    try (Closeable scope = MetricsEnvironment.scopedMetricsContainer(container);
+        UnboundedReader<NatsMessageBatch> reader = source(read("batchcount")).createReader(OPTIONS, null)) {
+      boolean available = reader.start() || advanceWithin(reader);
+      while (available) {
+        for (NatsMessage message : reader.getCurrent().messages()) {
+          messages++;
+          bytes += message.getPayload().length;
+        }
+        assertThat(counter(container, "messagesRead/batchcount"), equalTo(messages));
+        assertThat(counter(container, "bytesRead/batchcount"), equalTo(bytes));
+        available = messages < 1_000 && advanceWithin(reader);
+      }
+    }
+    assertThat(counter(container, "messagesRead"), equalTo(1_000L));
+    assertThat(counter(container, "bytesRead"), equalTo(3_890L));
+  }
+
   // ---- Helpers ---------------------------------------------------------------------------------
 
   private static NatsIO.Read read(String stream) {
@@ -208,6 +237,10 @@ public class JetStreamBatchSourceTest {
       }
     }
     return true;
+  }
+
+  private static long counter(MetricsContainerImpl container, String name) {
+    return container.getCounter(MetricName.named(JetStreamReadMetrics.NAMESPACE, name)).getCumulative();
   }
 
   private static List<Long> range(long fromInclusive, long toInclusive) {

@@ -102,6 +102,33 @@ public class NatsMessageCoderTest {
     }
   }
 
+  /** How a batch reads its messages: in place, one after another, each exactly as the stream decode reads it. */
+  @Test
+  public void messagesDecodeInPlaceFromOneBufferAsFromAStream() throws Exception {
+    List<NatsMessage> messages = List.of(REDELIVERED, NEW, DELIVERED_ONLY, READ);
+    java.io.ByteArrayOutputStream encoded = new java.io.ByteArrayOutputStream();
+    for (NatsMessage message : messages) {
+      encoded.write(CoderUtils.encodeToByteArray(NatsMessageCoder.of(), message));
+    }
+    java.nio.ByteBuffer buffer = java.nio.ByteBuffer.wrap(encoded.toByteArray());
+    for (NatsMessage message : messages) {
+      assertThat(NatsMessageCoder.decode(buffer), equalTo(message));
+    }
+    assertThat(buffer.remaining(), equalTo(0));
+  }
+
+  @Test
+  public void truncatedEncodingFailsToDecodeInPlaceWithoutReadingPastTheBuffer() throws Exception {
+    byte[] bytes = CoderUtils.encodeToByteArray(NatsMessageCoder.of(), REDELIVERED);
+    for (int length = 0; length < bytes.length; length++) {
+      java.nio.ByteBuffer truncated = java.nio.ByteBuffer.wrap(bytes, 0, length);
+      org.junit.Assert.assertThrows(
+          "the first " + length + " of " + bytes.length + " bytes",
+          java.io.EOFException.class,
+          () -> NatsMessageCoder.decode(truncated));
+    }
+  }
+
   @Test
   public void headerValuesLongerThan64KiBRoundTrip() throws Exception {
     String big = "v".repeat(70_000);
