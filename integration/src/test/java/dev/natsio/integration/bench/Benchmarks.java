@@ -1,5 +1,6 @@
 package dev.natsio.integration.bench;
 
+import dev.natsio.beam.InMemoryBatches;
 import dev.natsio.beam.testing.NatsTestServer;
 import io.nats.client.Connection;
 import java.io.BufferedReader;
@@ -122,6 +123,8 @@ public final class Benchmarks {
     final List<String> notes = new ArrayList<>();
     String loadAtStart;
     String loadAtEnd;
+    /** The benchmark's nats-server, whose CPU time each read row reports. */
+    long serverPid;
     double minutes;
 
     Report(Config config) {
@@ -205,6 +208,7 @@ public final class Benchmarks {
     long started = System.nanoTime();
     report.loadAtStart = SystemInfo.loadAverage();
     try (NatsTestServer server = NatsTestServer.jetStream().start(); Connection connection = server.connect()) {
+      report.serverPid = server.pid();
       describeMachine(report, connection, out);
       int window = Cases.defaultMaxInFlight();
       if (config.parts.contains(Config.Part.READ) || config.parts.contains(Config.Part.WRITE)) {
@@ -278,6 +282,8 @@ public final class Benchmarks {
   static final int PARTITIONS = 4;
   static final String RAW_PARTITIONED_READ =
       "raw jnats, " + PARTITIONS + " ordered consumers (one per partition, own thread, batch " + Cases.READ_BATCH + ")";
+  static final String RUNNER_FLOOR =
+      "runner floor: in-memory batches of " + InMemoryBatches.MESSAGES_PER_BATCH + " → Unbatch, no NATS, Flink streaming, runner defaults, parallelism 1";
   static final String PARTITIONED_DRAIN_P1 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 1";
   static final String PARTITIONED_DRAIN_P2 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 2";
 
@@ -341,6 +347,9 @@ public final class Benchmarks {
           () -> Cases.flinkStreamingDrain(url, stream, 1, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
       pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN_P2, payload, messages, "≥ 0.8×",
           () -> Cases.flinkStreamingDrain(url, stream, 2, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
+      // What the runner and the batch plumbing cost without NATS: the floor under the two rows above.
+      unpaired(report, rep, out, Result.Group.READ, RUNNER_FLOOR, payload, messages,
+          () -> Cases.flinkStreamingFloor(payload, messages, c.checkpointMillis, timeout));
       // The runner's own knobs beside the defaults, and the other form of the read: see docs/benchmarks.md.
       pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN_NO_METRICS, payload, messages, "≥ 0.8×",
           () -> Cases.flinkStreamingDrain(url, stream, 1, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY_NO_METRICS));
@@ -385,14 +394,32 @@ public final class Benchmarks {
     record(report, rep, out, group, name, payload, messages, baselineName, target, base, body);
   }
 
+  /** A case with no baseline of its own, run and recorded as paired ones are. */
+  private static void unpaired(
+      Report report, Integer rep, PrintStream out, Result.Group group, String name, int payload, long messages, TimedCase body)
+      throws Exception {
+    if (!report.config.only.isEmpty() && report.config.only.stream().noneMatch(name::contains)) {
+      return;
+    }
+    record(report, rep, out, group, name, payload, messages, null, "", Double.NaN, body);
+  }
+
   /** Runs a case, prints it, and records it (with its ratio to {@code baseline}) unless this is warm-up. */
   private static double record(
       Report report, Integer rep, PrintStream out, Result.Group group, String name, int payload, long messages,
       String baselineName, String target, double baseline, TimedCase body) throws Exception {
     double load = SystemInfo.loadAverage1m();
-    Cases.Timed timed = body.run();
+    Cases.Timed timed;
+    MachineCpu.PerMessage machine = MachineCpu.PerMessage.UNKNOWN;
+    try (MachineCpu sampler = MachineCpu.start(report.serverPid)) {
+      timed = body.run();
+      if (sampler != null && timed.firstNanos != 0) {
+        machine = sampler.between(timed.firstNanos, timed.lastNanos, timed.messagesPerSecond * (timed.lastNanos - timed.firstNanos) / 1e9);
+      }
+    }
     String ratio = Double.isNaN(baseline) ? "" : String.format("  %.2f× baseline", timed.messagesPerSecond / baseline);
-    String cpu = Double.isNaN(timed.cpuMicrosPerMessage) ? "" : String.format("  %.2f µs CPU/msg on the reading thread", timed.cpuMicrosPerMessage);
+    String cpu = (Double.isNaN(timed.cpuMicrosPerMessage) ? "" : String.format("  %.2f µs CPU/msg on the reading thread", timed.cpuMicrosPerMessage))
+        + (Double.isNaN(machine.machineMicros) ? "" : String.format(", %.2f on the machine (server %.2f)", machine.machineMicros, machine.serverMicros));
     out.printf("%s %-9s %-60s %5d B %,9d msgs: %,10.0f msgs/s (job %.1f s)%s%s  load %s%n", now(),
         rep == null ? "warm-up" : "rep " + rep, name, payload, messages, timed.messagesPerSecond, timed.wallSeconds, ratio, cpu,
         SystemInfo.loadAverage());
@@ -403,6 +430,10 @@ public final class Benchmarks {
       row.loads.add(load);
       if (!Double.isNaN(timed.cpuMicrosPerMessage)) {
         row.cpuMicros.add(timed.cpuMicrosPerMessage);
+      }
+      if (!Double.isNaN(machine.machineMicros)) {
+        row.machineMicros.add(machine.machineMicros);
+        row.serverMicros.add(machine.serverMicros);
       }
       if (!Double.isNaN(baseline)) {
         row.ratios.add(timed.messagesPerSecond / baseline);

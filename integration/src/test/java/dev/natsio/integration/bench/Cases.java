@@ -1,5 +1,6 @@
 package dev.natsio.integration.bench;
 
+import dev.natsio.beam.InMemoryBatches;
 import dev.natsio.beam.NatsIO;
 import dev.natsio.beam.NatsMessage;
 import dev.natsio.beam.testing.JetStreamTestData;
@@ -34,7 +35,10 @@ import org.apache.beam.sdk.options.PipelineOptionsFactory;
 import org.apache.beam.sdk.transforms.DoFn;
 import org.apache.beam.sdk.transforms.Impulse;
 import org.apache.beam.sdk.transforms.ParDo;
+import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.transforms.display.DisplayData;
+import org.apache.beam.sdk.values.PBegin;
+import org.apache.beam.sdk.values.PCollection;
 
 /**
  * The cases, each measured the same way as its baseline: reads from the first message to the last
@@ -62,15 +66,25 @@ final class Cases {
     final double wallSeconds;
     /** CPU µs per message on the reading thread(s), for reads; NaN where not measured. */
     final double cpuMicrosPerMessage;
+    /** System.nanoTime of the first and the last message the rate counts; 0 where not known (writes). */
+    final long firstNanos;
+    final long lastNanos;
 
     Timed(double messagesPerSecond, double wallSeconds) {
-      this(messagesPerSecond, wallSeconds, Double.NaN);
+      this(messagesPerSecond, wallSeconds, Double.NaN, 0, 0);
     }
 
-    Timed(double messagesPerSecond, double wallSeconds, double cpuMicrosPerMessage) {
+    Timed(double messagesPerSecond, double wallSeconds, double cpuMicrosPerMessage, long firstNanos, long lastNanos) {
       this.messagesPerSecond = messagesPerSecond;
       this.wallSeconds = wallSeconds;
       this.cpuMicrosPerMessage = cpuMicrosPerMessage;
+      this.firstNanos = firstNanos;
+      this.lastNanos = lastNanos;
+    }
+
+    /** From a probe at the pipeline's output. */
+    static Timed of(Probes.Throughput probe, double wallSeconds) {
+      return new Timed(probe.messagesPerSecond(), wallSeconds, probe.cpuMicrosPerMessage(), probe.firstNanos(), probe.lastNanos());
     }
   }
 
@@ -117,7 +131,8 @@ final class Cases {
   static Timed rawRead(Connection connection, String stream, long count) throws Exception {
     long start = System.nanoTime();
     long[] figures = rawReadOrdered(connection, stream, null, count);
-    return new Timed((count - 1) * 1e9 / (figures[1] - figures[0]), (System.nanoTime() - start) / 1e9, figures[2] / 1e3 / count);
+    return new Timed((count - 1) * 1e9 / (figures[1] - figures[0]), (System.nanoTime() - start) / 1e9, figures[2] / 1e3 / count,
+        figures[0], figures[1]);
   }
 
   /** Fills {@code stream} with {@code count} messages over {@code partitions} subjects {@code stream.P.x}, message i in partition i mod partitions. */
@@ -164,7 +179,7 @@ final class Cases {
       cpu += figures[2];
     }
     long total = perPartition * partitions;
-    return new Timed((total - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpu / 1e3 / total);
+    return new Timed((total - 1) * 1e9 / (last - first), (System.nanoTime() - start) / 1e9, cpu / 1e3 / total, first, last);
   }
 
   /**
@@ -234,7 +249,7 @@ final class Cases {
     if (state != PipelineResult.State.DONE || probe.count() != expected) {
       throw new IllegalStateException(what + " ended " + state + " with " + probe.count() + " of " + expected + " elements");
     }
-    return new Timed(probe.messagesPerSecond(), wall, probe.cpuMicrosPerMessage());
+    return Timed.of(probe, wall);
   }
 
   /**
@@ -294,7 +309,19 @@ final class Cases {
     return drain(pipeline, read, stream, count, timeoutMillis, () -> {});
   }
 
-  private static Timed drain(Pipeline pipeline, NatsIO.Read read, String stream, long count, long timeoutMillis, Runnable whileLive)
+  /**
+   * The floor under a drain with the runner's defaults: {@link InMemoryBatches}, NatsIO's Flink
+   * source form without NATS, on Flink streaming at parallelism 1, until {@code count} messages went by.
+   */
+  static Timed flinkStreamingFloor(int payload, long count, long checkpointMillis, long timeoutMillis) throws Exception {
+    Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
+    DrainTuning.DEFAULTS.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
+    return drain(pipeline, InMemoryBatches.of(count, payload), "in-memory batches", count, timeoutMillis, () -> {});
+  }
+
+  private static Timed drain(
+      Pipeline pipeline, PTransform<PBegin, PCollection<NatsMessage>> read, String stream, long count, long timeoutMillis,
+      Runnable whileLive)
       throws Exception {
     String id = "drain-" + UUID.randomUUID();
     pipeline
@@ -318,7 +345,7 @@ final class Cases {
     }
     // An unbounded read goes on past the backlog when the stream holds more (the warm-up drains a
     // prefix): the rate then covers what was read by the time the job was cancelled.
-    return new Timed(probe.messagesPerSecond(), (System.nanoTime() - start) / 1e9, probe.cpuMicrosPerMessage());
+    return Timed.of(probe, (System.nanoTime() - start) / 1e9);
   }
 
   /**

@@ -47,6 +47,14 @@ final class Probes {
       return bytes;
     }
 
+    synchronized long firstNanos() {
+      return count == 0 ? 0 : firstNanos;
+    }
+
+    synchronized long lastNanos() {
+      return count == 0 ? 0 : lastNanos;
+    }
+
     /**
      * CPU time of the threads that ran the probe (in a chained Flink task: the reader, the copies
      * between operators and the probe) per message, in microseconds. Unlike a rate, it barely moves

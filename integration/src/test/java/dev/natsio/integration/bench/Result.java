@@ -25,6 +25,9 @@ final class Result {
   final List<Double> loads = new ArrayList<>();
   /** Reads: CPU µs per message on the reading thread(s); steadier than rates on a shared machine. */
   final List<Double> cpuMicros = new ArrayList<>();
+  /** Reads: CPU µs per message of every process on the machine, and of the nats-server alone (see MachineCpu). */
+  final List<Double> machineMicros = new ArrayList<>();
+  final List<Double> serverMicros = new ArrayList<>();
 
   Result(Group group, String name, int payloadBytes, long messages, String metric, String unit, String baselineName, String target) {
     this.group = group;
@@ -94,7 +97,19 @@ final class Result {
   }
 
   String cpuText() {
-    return cpuMicros.isEmpty() ? "" : String.format("%.2f", Stats.median(cpuMicros));
+    return microsText(cpuMicros);
+  }
+
+  String machineText() {
+    return microsText(machineMicros);
+  }
+
+  String serverText() {
+    return microsText(serverMicros);
+  }
+
+  private static String microsText(List<Double> micros) {
+    return micros.isEmpty() ? "" : String.format("%.2f", Stats.median(micros));
   }
 
   String loadText() {

@@ -6,7 +6,7 @@ import java.util.List;
 /** The report as a plain-text table (for the terminal) and as Markdown (for docs/benchmarks.md). */
 final class Tables {
   private static final String[] COLUMNS = {
-    "case", "payload", "msgs", "metric", "median", "min–max", "vs raw jnats", "target", "", "job s", "CPU µs/msg", "load 1m"
+    "case", "payload", "msgs", "metric", "median", "min–max", "vs raw jnats", "target", "", "job s", "CPU µs/msg", "machine µs/msg", "server µs/msg", "load 1m"
   };
 
   private Tables() {}
@@ -40,6 +40,8 @@ final class Tables {
         verdict,
         row.wallText(),
         row.cpuText(),
+        row.machineText(),
+        row.serverText(),
         row.loadText()
       });
     }
@@ -82,11 +84,16 @@ final class Tables {
   private static void appendLine(StringBuilder out, String[] cells, int[] widths) {
     StringBuilder line = new StringBuilder();
     for (int i = 0; i < cells.length; i++) {
-      boolean numeric = i == 4 || i == 5 || i == 9 || i == 10;
+      boolean numeric = isNumeric(i);
       String format = "%" + (numeric ? "" : "-") + widths[i] + "s  ";
       line.append(String.format(format, cells[i]));
     }
     out.append(line.toString().stripTrailing()).append('\n');
+  }
+
+  /** Right-aligned: median, min–max, job s and the three CPU columns. */
+  private static boolean isNumeric(int column) {
+    return column == 4 || column == 5 || (column >= 9 && column <= 12);
   }
 
   static String markdown(Benchmarks.Report report) {
@@ -101,7 +108,7 @@ final class Tables {
     }
     out.append("\n|");
     for (int i = 0; i < COLUMNS.length; i++) {
-      out.append(i == 4 || i == 5 || i == 9 || i == 10 ? "---:|" : "---|");
+      out.append(isNumeric(i) ? "---:|" : "---|");
     }
     out.append('\n');
     for (String[] row : cells(report)) {

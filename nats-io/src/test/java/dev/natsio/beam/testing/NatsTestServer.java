@@ -161,6 +161,14 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     return port;
   }
 
+  /** The running server's process id (benchmarks read its CPU time from /proc). */
+  public synchronized long pid() {
+    if (process == null) {
+      throw new IllegalStateException("nats-server is not running");
+    }
+    return process.pid();
+  }
+
   /**
    * How many messages the server delivered to each subscription on {@code subject} in {@code
    * queueGroup}, one entry per subscription, from its monitoring API.
