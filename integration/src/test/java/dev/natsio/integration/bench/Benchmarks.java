@@ -284,6 +284,8 @@ public final class Benchmarks {
       "raw jnats, " + PARTITIONS + " ordered consumers (one per partition, own thread, batch " + Cases.READ_BATCH + ")";
   static final String RUNNER_FLOOR =
       "runner floor: in-memory batches of " + InMemoryBatches.MESSAGES_PER_BATCH + " → Unbatch, no NATS, Flink streaming, runner defaults, parallelism 1";
+  static final String RUNNER_FLOOR_NO_METRICS =
+      "runner floor: in-memory batches of " + InMemoryBatches.MESSAGES_PER_BATCH + " → Unbatch, no NATS, Flink streaming, fasterCopy, disableMetrics";
   static final String PARTITIONED_DRAIN_P1 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 1";
   static final String PARTITIONED_DRAIN_P2 = "NatsIO.read() " + PARTITIONS + " partitions, unbounded, backlog drain, Flink streaming, fasterCopy, disableMetrics, parallelism 2";
 
@@ -349,10 +351,12 @@ public final class Benchmarks {
           () -> Cases.flinkStreamingDrain(url, stream, 2, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
       // What the runner and the batch plumbing cost without NATS: the floor under the two rows above.
       unpaired(report, rep, out, Result.Group.READ, RUNNER_FLOOR, payload, messages,
-          () -> Cases.flinkStreamingFloor(payload, messages, c.checkpointMillis, timeout));
+          () -> Cases.flinkStreamingFloor(payload, messages, c.checkpointMillis, timeout, Cases.DrainTuning.DEFAULTS));
       // The runner's own knobs beside the defaults, and the other form of the read: see docs/benchmarks.md.
       pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN_NO_METRICS, payload, messages, "≥ 0.8×",
           () -> Cases.flinkStreamingDrain(url, stream, 1, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY_NO_METRICS));
+      unpaired(report, rep, out, Result.Group.READ, RUNNER_FLOOR_NO_METRICS, payload, messages,
+          () -> Cases.flinkStreamingFloor(payload, messages, c.checkpointMillis, timeout, Cases.DrainTuning.FASTER_COPY_NO_METRICS));
       pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DRAIN_SDF, payload, messages, "≥ 0.8×",
           () -> Cases.flinkStreamingDrain(url, stream, 1, 1, messages, c.checkpointMillis, timeout, Cases.DrainTuning.SPLITTABLE_DOFN));
       pair(report, rep, out, Result.Group.READ, RAW_READ, raw, DIRECT, payload, directMessages, "",

@@ -310,12 +310,13 @@ final class Cases {
   }
 
   /**
-   * The floor under a drain with the runner's defaults: {@link InMemoryBatches}, NatsIO's Flink
+   * The floor under a drain with the same runner settings: {@link InMemoryBatches}, NatsIO's Flink
    * source form without NATS, on Flink streaming at parallelism 1, until {@code count} messages went by.
    */
-  static Timed flinkStreamingFloor(int payload, long count, long checkpointMillis, long timeoutMillis) throws Exception {
+  static Timed flinkStreamingFloor(int payload, long count, long checkpointMillis, long timeoutMillis, DrainTuning tuning)
+      throws Exception {
     Pipeline pipeline = FlinkPipelines.streaming(1, checkpointMillis);
-    DrainTuning.DEFAULTS.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
+    tuning.applyTo(pipeline.getOptions().as(FlinkPipelineOptions.class));
     return drain(pipeline, InMemoryBatches.of(count, payload), "in-memory batches", count, timeoutMillis, () -> {});
   }
 
