@@ -112,7 +112,9 @@ public final class InMemoryBatches extends PTransform<PBegin, PCollection<NatsMe
       this.next = next;
       for (int i = 0; i < DISTINCT; i++) {
         byte[] payload = new byte[source.payloadBytes];
-        payload[0] = (byte) i;
+        if (payload.length > 0) {
+          payload[0] = (byte) i; // Messages differ, as a stream's do.
+        }
         messages[i] = NatsMessage.of("floor.x", payload, Collections.emptyMap(), "floor", i + 1, new Instant(FIRST_MILLIS + i));
       }
     }

@@ -75,9 +75,9 @@ import org.slf4j.LoggerFactory;
  * <p>The same counters, backlog gauge and lineage as the splittable DoFn ({@link
  * JetStreamReadMetrics}), updated only from {@link #start()} and {@link #advance()}, which runners
  * call with the step's metrics container in place (Flink takes checkpoint marks and closes readers
- * outside it, where Beam would log an error and drop the update): the counters with each message
- * (a {@link JetStreamBatchSource}'s batch at once), the backlog gauge when new stream statistics
- * arrived. {@link #getSplitBacklogBytes()} answers from the same figures without a request of its
+ * outside it, where Beam would log an error and drop the update): the counters with each
+ * {@code advance()} (a {@link JetStreamBatchSource}'s batch in two updates: its first message, then
+ * the rest), the backlog gauge when new stream statistics arrived. {@link #getSplitBacklogBytes()} answers from the same figures without a request of its
  * own.
  */
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
@@ -149,8 +149,9 @@ final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<Nat
   /**
    * Adds the messages read since the last call to the read counters. Each update of a Beam counter
    * looks up the step's container and the counter in it (four counters: a tenth of the task
-   * thread's time per message in a Flink drain), so a batch is counted once. Only from within
-   * {@code start()} or {@code advance()}, where the runner has put the step's container in place.
+   * thread's time per message in a Flink drain), so the messages a batch takes after its first are
+   * counted at once. Only from within {@code start()} or {@code advance()}, where the runner has put
+   * the step's container in place.
    */
   void reportReads() {
     core.metrics().recordRead(unreportedMessages, unreportedBytes);

@@ -149,7 +149,8 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
   /**
    * Decodes the message at the buffer's position and moves it past the message: how a {@link
-   * NatsMessageBatch} reads its messages in place, without copying each field out first.
+   * NatsMessageBatch} reads its messages in place, without copying each field out first. The buffer
+   * must be array-backed and big-endian, as {@link ByteBuffer#wrap} makes it.
    */
   static NatsMessage decode(ByteBuffer encoded) throws IOException {
     return decode(new BufferInput(encoded));
@@ -169,8 +170,7 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
     chunk = in.next(subjectLength + 4);
     String subject = utf8(chunk, subjectLength);
-    byte[] payload = new byte[length(chunk.getInt())];
-    in.readFully(payload);
+    byte[] payload = in.bytes(length(chunk.getInt()));
 
     chunk = in.next(8 + (hasStream ? 4 : tail));
     long sequence = chunk.getLong();
@@ -221,12 +221,14 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
   /**
    * Where {@link #decode(Input)} takes its bytes: {@code next(n)} returns a buffer positioned at
-   * the next {@code n} bytes, which the caller consumes before asking again.
+   * the next {@code n} bytes, of which the caller consumes exactly {@code n} before asking again (a
+   * buffer read in place holds more after them); {@code bytes(n)} the next {@code n} as an array.
+   * Either fails with an {@link EOFException} when fewer are left.
    */
   private interface Input {
     ByteBuffer next(int length) throws IOException;
 
-    void readFully(byte[] into) throws IOException;
+    byte[] bytes(int length) throws IOException;
   }
 
   /** A stream: each read is copied out of it into an array of its own. */
@@ -242,13 +244,17 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
       if (length < 0) { // a field length near Integer.MAX_VALUE plus what is read after it
         throw new IOException("NatsMessage read of more than Integer.MAX_VALUE bytes: not a NatsMessageCoder encoding");
       }
-      byte[] bytes = new byte[length];
-      readFully(bytes);
-      return ByteBuffer.wrap(bytes);
+      return ByteBuffer.wrap(bytes(length));
     }
 
     @Override
-    public void readFully(byte[] bytes) throws IOException {
+    public byte[] bytes(int length) throws IOException {
+      byte[] bytes = new byte[length];
+      readFully(bytes);
+      return bytes;
+    }
+
+    private void readFully(byte[] bytes) throws IOException {
       int read = 0;
       while (read < bytes.length) {
         int n = in.read(bytes, read, bytes.length - read);
@@ -277,11 +283,14 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
     }
 
     @Override
-    public void readFully(byte[] into) throws IOException {
-      if (into.length > buffer.remaining()) {
-        throw new EOFException("NatsMessage payload of " + into.length + " bytes with " + buffer.remaining() + " left: not a NatsMessageCoder encoding");
+    public byte[] bytes(int length) throws IOException {
+      // Checked before allocating: a corrupt length must not ask for gigabytes.
+      if (length > buffer.remaining()) {
+        throw new EOFException("NatsMessage payload of " + length + " bytes with " + buffer.remaining() + " left: not a NatsMessageCoder encoding");
       }
-      buffer.get(into);
+      byte[] bytes = new byte[length];
+      buffer.get(bytes);
+      return bytes;
     }
   }
 

@@ -104,7 +104,7 @@ public class NatsMessageCoderTest {
 
   /** How a batch reads its messages: in place, one after another, each exactly as the stream decode reads it. */
   @Test
-  public void messagesDecodeInPlaceFromOneBufferAsFromAStream() throws Exception {
+  public void messagesDecodeInPlaceOneAfterAnotherFromOneBuffer() throws Exception {
     List<NatsMessage> messages = List.of(REDELIVERED, NEW, DELIVERED_ONLY, READ);
     java.io.ByteArrayOutputStream encoded = new java.io.ByteArrayOutputStream();
     for (NatsMessage message : messages) {
@@ -127,6 +127,13 @@ public class NatsMessageCoderTest {
           java.io.EOFException.class,
           () -> NatsMessageCoder.decode(truncated));
     }
+  }
+
+  @Test
+  public void aCorruptPayloadLengthFailsToDecodeInPlaceInsteadOfAllocatingIt() throws Exception {
+    byte[] bytes = CoderUtils.encodeToByteArray(NatsMessageCoder.of(), NEW); // presence, "out" with its length, payload length
+    java.nio.ByteBuffer.wrap(bytes).putInt(1 + 4 + 3, Integer.MAX_VALUE - 16);
+    org.junit.Assert.assertThrows(java.io.EOFException.class, () -> NatsMessageCoder.decode(java.nio.ByteBuffer.wrap(bytes)));
   }
 
   @Test

@@ -23,8 +23,8 @@ import java.util.List;
  * server's user and system ticks ({@code /proc/PID/stat}) every {@link #PERIOD_MILLIS} ms. A case's
  * figures cover its measured interval (first to last message, job startup excluded), with the
  * cumulative counters interpolated linearly between the samples around its ends. Ticks are
- * converted to time with the rate the machine's own total ticks advanced at (cores × ticks per
- * second), so the clock tick need not be known.
+ * converted to time with the rate the machine's own total ticks advanced at, divided by the cores
+ * {@code /proc/stat} lists, so the clock tick need not be known.
  */
 final class MachineCpu implements AutoCloseable {
   static final long PERIOD_MILLIS = 20;
@@ -53,6 +53,17 @@ final class MachineCpu implements AutoCloseable {
       this.busyTicks = busyTicks;
       this.totalTicks = totalTicks;
       this.serverTicks = serverTicks;
+    }
+  }
+
+  /** The cores /proc/stat counts ("cpuN" lines), which a JVM limited by a cgroup or affinity may not see. */
+  private static final int CORES = countCores();
+
+  private static int countCores() {
+    try {
+      return (int) Math.max(1, Files.readAllLines(Path.of("/proc/stat")).stream().filter(line -> line.matches("cpu\\d+ .*")).count());
+    } catch (IOException | RuntimeException e) {
+      return Runtime.getRuntime().availableProcessors();
     }
   }
 
@@ -103,14 +114,15 @@ final class MachineCpu implements AutoCloseable {
   private Sample sample() {
     try {
       long nanos = System.nanoTime();
-      // "cpu  user nice system idle iowait irq softirq steal guest guest_nice": guest time is also in user.
+      // "cpu  user nice system idle iowait irq softirq steal guest guest_nice": guest time is also in
+      // user. Steal (time a hypervisor gave to others) is not this machine's work: total, not busy.
       String[] machine = Files.readAllLines(Path.of("/proc/stat")).get(0).trim().split("\\s+");
       long busy = 0;
       long total = 0;
       for (int i = 1; i <= 8 && i < machine.length; i++) {
         long ticks = Long.parseLong(machine[i]);
         total += ticks;
-        if (i != 4 && i != 5) { // idle, iowait
+        if (i != 4 && i != 5 && i != 8) { // idle, iowait, steal
           busy += ticks;
         }
       }
@@ -131,6 +143,8 @@ final class MachineCpu implements AutoCloseable {
     synchronized (samples) {
       copy = new ArrayList<>(samples);
     }
+    // The sampler thread and this call may add theirs out of order.
+    copy.sort(java.util.Comparator.comparingLong(sample -> sample.nanos));
     if (messages <= 0 || toNanos <= fromNanos || copy.size() < 2 || copy.get(0).nanos > fromNanos
         || copy.get(copy.size() - 1).nanos < toNanos) {
       return PerMessage.UNKNOWN;
@@ -138,7 +152,7 @@ final class MachineCpu implements AutoCloseable {
     double[] from = at(copy, fromNanos);
     double[] to = at(copy, toNanos);
     double seconds = (toNanos - fromNanos) / 1e9;
-    int cores = Runtime.getRuntime().availableProcessors();
+    int cores = CORES;
     double ticksPerCoreSecond = (to[1] - from[1]) / seconds / cores;
     if (ticksPerCoreSecond <= 0) {
       return PerMessage.UNKNOWN;
