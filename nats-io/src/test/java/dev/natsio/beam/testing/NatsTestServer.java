@@ -47,6 +47,12 @@ import org.junit.rules.ExternalResource;
  */
 public final class NatsTestServer extends ExternalResource implements AutoCloseable {
   private static final Duration START_TIMEOUT = Duration.ofSeconds(30);
+  /**
+   * Starts tried when a fixed port (a cluster node's, chosen up front) is taken for a moment: a
+   * connection to a port in the ephemeral range with nothing listening can connect to itself and
+   * hold the port (seen in CI: a route to a node not yet started took that node's route port).
+   */
+  private static final int STARTS_WHILE_PORT_TAKEN = 5;
   private static final Pattern PORT_IN_PORTS_FILE = Pattern.compile("\"nats\"\\s*:\\s*\\[\\s*\"[a-z]+://[^\"]*:(\\d+)\"");
   private static final Pattern MONITORING_IN_PORTS_FILE = Pattern.compile("\"monitoring\"\\s*:\\s*\\[\\s*\"(http://[^\"]+)\"");
 
@@ -60,6 +66,8 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
   private int port;
   private String monitoringUrl;
   private Process process;
+  /** Where this start's lines begin in the log, which every start appends to. */
+  private long logStartOffset;
   private Connection sharedConnection;
 
   private NatsTestServer(Builder settings) {
@@ -91,6 +99,20 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (isRunning()) {
       return this;
     }
+    for (int attempt = 1; ; attempt++) {
+      try {
+        return startOnce();
+      } catch (PortTakenException e) {
+        process = null;
+        if (attempt == STARTS_WHILE_PORT_TAKEN) {
+          throw new IllegalStateException(e.getMessage());
+        }
+        sleep(Duration.ofMillis(200L * attempt));
+      }
+    }
+  }
+
+  private NatsTestServer startOnce() {
     try {
       Files.createDirectories(storeDir);
       Files.createDirectories(portsDir);
@@ -100,6 +122,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
         }
       }
       Files.writeString(configFile, renderConfig(), StandardCharsets.UTF_8);
+      logStartOffset = Files.exists(logFile) ? Files.size(logFile) : 0;
       ProcessBuilder builder =
           new ProcessBuilder(
                   NatsServerBinary.locate().toString(),
@@ -467,12 +490,26 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
     if (process != null && !process.isAlive()) {
       String log;
       try {
-        log = Files.readString(logFile);
+        byte[] bytes = Files.readAllBytes(logFile);
+        int from = (int) Math.min(logStartOffset, bytes.length);
+        log = new String(bytes, from, bytes.length - from, StandardCharsets.UTF_8);
       } catch (IOException e) {
         log = "(log unreadable: " + e + ")";
       }
-      throw new IllegalStateException(
-          "nats-server exited with code " + process.exitValue() + " during start. Its log:\n" + log);
+      String failure = "nats-server exited with code " + process.exitValue() + " during start. Its log:\n" + log;
+      if (log.contains("address already in use")) {
+        throw new PortTakenException(failure);
+      }
+      throw new IllegalStateException(failure);
+    }
+  }
+
+  /** A start that failed because a port it must listen on was taken: worth another try. */
+  private static final class PortTakenException extends IllegalStateException {
+    private static final long serialVersionUID = 1L;
+
+    PortTakenException(String message) {
+      super(message);
     }
   }
 

@@ -116,6 +116,38 @@ public class NatsTestServerTest {
   }
 
   @Test
+  public void aFixedPortTakenForAMomentIsTriedAgainUntilTheServerGetsIt() throws Exception {
+    java.net.ServerSocket holder = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
+    int port = holder.getLocalPort();
+    Thread releaser = new Thread(() -> {
+      NatsTestServer.sleep(Duration.ofMillis(300));
+      try {
+        holder.close();
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    });
+    releaser.start();
+    try (NatsTestServer server = NatsTestServer.builder().withPort(port).build()) {
+      server.start();
+      assertThat(server.isRunning(), is(true));
+      assertThat(server.port(), equalTo(port));
+    } finally {
+      releaser.join();
+    }
+  }
+
+  @Test
+  public void aFixedPortThatStaysTakenFailsWithTheServersReason() throws Exception {
+    try (java.net.ServerSocket holder = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
+        NatsTestServer server = NatsTestServer.builder().withPort(holder.getLocalPort()).build()) {
+      IllegalStateException error = assertThrows(IllegalStateException.class, server::start);
+      assertThat(error.getMessage(), containsString("address already in use"));
+      assertThat(server.isRunning(), is(false));
+    }
+  }
+
+  @Test
   public void missingBinaryMessageSaysHowToInstall() {
     IllegalStateException error =
         assertThrows(IllegalStateException.class,             () -> NatsServerBinary.locate(null, "/nonexistent", java.nio.file.Paths.get("/nonexistent/nats-server")));
