@@ -77,8 +77,8 @@ import org.slf4j.LoggerFactory;
  * call with the step's metrics container in place (Flink takes checkpoint marks and closes readers
  * outside it, where Beam would log an error and drop the update): the counters with each
  * {@code advance()} (a {@link JetStreamBatchSource}'s batch in two updates: its first message, then
- * the rest), the backlog gauge when new stream statistics arrived. {@link #getSplitBacklogBytes()} answers from the same figures without a request of its
- * own.
+ * the rest), the backlog gauge when new stream statistics arrived. {@link #getSplitBacklogBytes()}
+ * answers from the same figures without a request of its own.
  */
 final class JetStreamUnboundedReader extends UnboundedSource.UnboundedReader<NatsMessage> {
   private static final Logger LOG = LoggerFactory.getLogger(JetStreamUnboundedReader.class);

@@ -276,21 +276,22 @@ public final class NatsMessageCoder extends SchemaCoder<NatsMessage> {
 
     @Override
     public ByteBuffer next(int length) throws IOException {
-      if (length < 0 || length > buffer.remaining()) {
-        throw new EOFException("NatsMessage read of " + length + " bytes with " + buffer.remaining() + " left: not a NatsMessageCoder encoding");
-      }
+      requireLeft(length);
       return buffer;
     }
 
     @Override
     public byte[] bytes(int length) throws IOException {
-      // Checked before allocating: a corrupt length must not ask for gigabytes.
-      if (length > buffer.remaining()) {
-        throw new EOFException("NatsMessage payload of " + length + " bytes with " + buffer.remaining() + " left: not a NatsMessageCoder encoding");
-      }
+      requireLeft(length); // Before allocating: a corrupt length must not ask for gigabytes.
       byte[] bytes = new byte[length];
       buffer.get(bytes);
       return bytes;
+    }
+
+    private void requireLeft(int length) throws EOFException {
+      if (length < 0 || length > buffer.remaining()) {
+        throw new EOFException("NatsMessage read of " + length + " bytes with " + buffer.remaining() + " left: not a NatsMessageCoder encoding");
+      }
     }
   }
 

@@ -6,7 +6,6 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.greaterThan;
 import static org.hamcrest.Matchers.lessThanOrEqualTo;
-import static org.junit.Assert.fail;
 
 import dev.natsio.beam.testing.JetStreamTestData;
 import dev.natsio.beam.testing.NatsTestServer;
@@ -228,15 +227,8 @@ public class JetStreamBatchSourceTest {
     return new JetStreamBatchSource(new JetStreamUnboundedSource(read.toReadSourceDescriptors(), read.toDescriptor()));
   }
 
-  /** Calls advance() until it returns true; fails after {@link #READ_TIMEOUT_MILLIS}. */
   private static boolean advanceWithin(UnboundedReader<NatsMessageBatch> reader) throws IOException {
-    long deadline = System.currentTimeMillis() + READ_TIMEOUT_MILLIS;
-    while (!reader.advance()) {
-      if (System.currentTimeMillis() > deadline) {
-        fail("No batch within " + READ_TIMEOUT_MILLIS + " ms");
-      }
-    }
-    return true;
+    return JetStreamUnboundedSourceTest.advanceWithin(reader, READ_TIMEOUT_MILLIS);
   }
 
   private static long counter(MetricsContainerImpl container, String name) {

@@ -645,16 +645,16 @@ public class JetStreamUnboundedSourceTest {
     }
   }
 
-  private static boolean startWithin(UnboundedReader<NatsMessage> reader, long timeoutMillis) throws IOException {
+  static boolean startWithin(UnboundedReader<?> reader, long timeoutMillis) throws IOException {
     return reader.start() || advanceWithin(reader, timeoutMillis);
   }
 
-  /** Calls advance() until it returns true; fails after {@code timeoutMillis}. */
-  private static boolean advanceWithin(UnboundedReader<NatsMessage> reader, long timeoutMillis) throws IOException {
+  /** Calls advance() until it returns true; fails after {@code timeoutMillis}. Also JetStreamBatchSourceTest's. */
+  static boolean advanceWithin(UnboundedReader<?> reader, long timeoutMillis) throws IOException {
     long deadline = System.currentTimeMillis() + timeoutMillis;
     while (!reader.advance()) {
       if (System.currentTimeMillis() > deadline) {
-        fail("No message within " + timeoutMillis + " ms");
+        fail("Nothing read within " + timeoutMillis + " ms");
       }
     }
     return true;

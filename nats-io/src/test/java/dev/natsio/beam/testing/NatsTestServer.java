@@ -105,7 +105,7 @@ public final class NatsTestServer extends ExternalResource implements AutoClosea
       } catch (PortTakenException e) {
         process = null;
         if (attempt == STARTS_WHILE_PORT_TAKEN) {
-          throw new IllegalStateException(e.getMessage());
+          throw e;
         }
         sleep(Duration.ofMillis(200L * attempt));
       }
